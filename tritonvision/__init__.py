@@ -1,0 +1,4 @@
+"""tritonvision: Triton kernels for CNN object detection and semantic segmentation."""
+from . import ops
+
+__version__ = "0.1.0"
