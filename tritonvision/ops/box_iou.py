@@ -119,15 +119,13 @@ def _(boxes1: Tensor, boxes2: Tensor, variant: int, eps: float, aligned: bool) -
 
 def _overlap_backward_impl(boxes1: Tensor, boxes2: Tensor, grad: Tensor, variant: int, eps: float,
                            aligned: bool) -> tuple[Tensor, Tensor]:
-    with torch.enable_grad():
-        a = boxes1.detach().requires_grad_()
-        b = boxes2.detach().requires_grad_()
-        out = _overlap_math(*_pairs(a, b, aligned), variant, eps)
-        grad_a, grad_b = torch.autograd.grad(out, (a, b), grad.to(out.dtype))
+    out, vjp = torch.func.vjp(lambda a, b: _overlap_math(*_pairs(a, b, aligned), variant, eps),
+                              boxes1, boxes2)
+    grad_a, grad_b = vjp(grad.to(out.dtype))
     return grad_a.to(boxes1.dtype), grad_b.to(boxes2.dtype)
 
 
-# The backward recomputes the torch math under autograd inside an opaque op, so
+# The backward recomputes the torch math under torch.func.vjp inside an opaque op, so
 # compile and export see one node. It is O(N * M) like the forward.
 box_overlap_backward_op = torch.library.custom_op(
     "tritonvision::box_overlap_backward", _overlap_backward_impl, mutates_args=())
