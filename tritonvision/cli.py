@@ -11,6 +11,7 @@ import sys
 
 COMMANDS = {
     "info": "tritonvision.commands.info",
+    "bench": "tritonvision.commands.bench",
 }
 
 
