@@ -1,0 +1,1 @@
+from .deconv import DeconvConcat, DeconvSkip  # noqa: F401

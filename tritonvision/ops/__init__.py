@@ -1,9 +1,11 @@
 """Fused ops, registered as ``torch.ops.tritonvision.*``; the public functions live here."""
 from .box_geometry import box_area, box_convert
+from .deconv import deconv_concat, deconv_skip
 from .box_iou import (box_iou, box_iou_threshold, box_overlap, complete_box_iou, distance_box_iou,
                       generalized_box_iou, unpack_bitmask)
 
 __all__ = [
+    "deconv_concat", "deconv_skip",
     "box_area", "box_convert", "box_iou", "box_iou_threshold", "box_overlap", "complete_box_iou",
     "distance_box_iou", "generalized_box_iou", "unpack_bitmask",
 ]
