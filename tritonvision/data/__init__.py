@@ -7,3 +7,11 @@ with ``boxes`` float32 [K, 4] xyxy pixels, ``labels`` int64 [K] in [0, num_class
 from .collate import collate_detection, collate_segmentation
 from .shapes import CLASSES as SHAPES_CLASSES
 from .shapes import ShapesDataset
+from .coco import CocoDetection
+from .formats import open_dataset
+from .images import load_image, load_index_mask
+from .mask_folder import MaskFolder
+from .transforms import (Compose, Normalize, RandomCrop, RandomHorizontalFlip, RandomScale,
+                         Resize, resize_sample)
+from .voc import VOC_CLASSES, VOCDetection, VOCSegmentation, voc_palette
+from .yolo import YoloDetection
