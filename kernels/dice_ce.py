@@ -1,0 +1,148 @@
+"""Softmax statistics for the fused Dice + cross-entropy loss, forward and backward.
+
+Logits are viewed as [B, C, S] (S = the product of the spatial sizes, contiguous),
+labels as [B, S] of any integer dtype. A pixel is *valid* when its label is in
+[0, C) and differs from ``ignore_index``; other pixels count nowhere and get a zero
+gradient (the host rejects labels outside [0, C) before launch; the kernels mask
+them anyway, so no input makes them read or write out of bounds).
+
+With p = softmax(x) over the classes and logp = log_softmax(x), the forward kernel
+produces, per sample b and class c, five sums over the valid pixels s:
+
+    STAT_I  intersection   I[b, c] = sum_s p[b, c, s] * [y[b, s] == c]
+    STAT_P  prediction     P[b, c] = sum_s p[b, c, s]        (p**2 with SQUARED)
+    STAT_G  ground truth   G[b, c] = sum_s [y[b, s] == c]
+    STAT_N  label NLL      N[b, c] = sum_s -logp[b, c, s] * [y[b, s] == c]
+    STAT_L  all-class NLL  L[b, c] = sum_s -logp[b, c, s]
+
+Every Dice / weighted, label-smoothed cross-entropy variant is a function of these
+[B, 5, C] numbers, so the loss itself is finished on the host on tiny tensors and
+the one-hot target is never built. The backward kernel takes the gradient of the
+loss with respect to these sums, gS[b, k, c], and applies the chain rule per pixel:
+
+    dL/dp_c    = gP_c * (1, or 2 p_c with SQUARED) + gI_c [y == c]
+    dL/dlogp_c = -gL_c - gN_c [y == c]
+    dL/dx_c    = p_c (dL/dp_c - sum_k p_k dL/dp_k) + dL/dlogp_c - p_c sum_k dL/dlogp_k
+
+(the last line is the softmax and log-softmax Jacobians; both class sums are made
+in registers over the whole class tile).
+"""
+import triton
+import triton.language as tl
+
+STAT_I, STAT_P, STAT_G, STAT_N, STAT_L = 0, 1, 2, 3, 4
+NUM_STATS = 5
+
+
+@triton.jit
+def _softmax_tile(x_ptr, y_ptr, b, offs_s, C, S, ignore_index,
+                  COMPUTE: tl.constexpr, BLOCK_C: tl.constexpr):
+    """Load a [BLOCK_C, BLOCK_S] tile of logits of sample b and its labels.
+
+    Returns p, logp (padded classes: p = 0, logp = -inf), the label-hit mask
+    ``hit[c, s] = valid[s] & (y[s] == c)`` and the valid mask over [BLOCK_C, BLOCK_S].
+    """
+    offs_c = tl.arange(0, BLOCK_C)
+    in_c = offs_c < C
+    in_s = offs_s < S
+    y = tl.load(y_ptr + b * S + offs_s, mask=in_s, other=0).to(tl.int64)
+    valid = in_s & (y != ignore_index) & (y >= 0) & (y < C)
+    tile_in = in_c[:, None] & in_s[None, :]
+    x = tl.load(x_ptr + b * C * S + offs_c[:, None].to(tl.int64) * S + offs_s[None, :], mask=tile_in, other=0.0)
+    x = tl.where(in_c[:, None], x.to(COMPUTE), float("-inf"))
+    x_max = tl.max(x, axis=0)
+    shifted = x - x_max[None, :]
+    e = tl.exp(shifted)
+    denom = tl.sum(e, axis=0)
+    p = e / denom[None, :]
+    logp = shifted - tl.log(denom)[None, :]
+    valid2d = valid[None, :] & in_c[:, None]
+    hit = valid2d & (offs_c[:, None] == y[None, :])
+    return p, logp, hit, valid2d
+
+
+@triton.jit
+def dice_ce_stats_kernel(x_ptr, y_ptr, part_ptr, C, S, ignore_index, programs_per_sample,
+                         SQUARED: tl.constexpr, COMPUTE: tl.constexpr,
+                         BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
+    """Partial sums part[b, j, k, c] (k = STAT_I..STAT_L) over the pixel tiles of program j.
+
+    Grid (programs_per_sample, B). Program j of sample b visits the BLOCK_S-pixel tiles
+    j, j + programs_per_sample, ... (a fixed assignment), keeps the five per-class sums
+    in registers in COMPUTE precision (fp32, fp64 for fp64 logits), and writes them
+    once. The host sums part over j with torch.sum, a fixed-order reduction, so the
+    result is deterministic: no atomics anywhere.
+
+    Softmax over the C classes is one pass in registers: the whole class axis is one
+    tile (BLOCK_C >= C), so each logit is read exactly once. Traffic: B*C*S logits
+    + B*S labels read, B * programs_per_sample * 5 * C sums written (small).
+    """
+    j = tl.program_id(0)
+    b = tl.program_id(1).to(tl.int64)
+    acc_i = tl.zeros((BLOCK_C,), dtype=COMPUTE)
+    acc_p = tl.zeros((BLOCK_C,), dtype=COMPUTE)
+    acc_g = tl.zeros((BLOCK_C,), dtype=COMPUTE)
+    acc_n = tl.zeros((BLOCK_C,), dtype=COMPUTE)
+    acc_l = tl.zeros((BLOCK_C,), dtype=COMPUTE)
+    # loop over tile starts (not tile numbers) so the offset is int64 whenever S is
+    for start in range(j * BLOCK_S, S, programs_per_sample * BLOCK_S):
+        offs_s = start + tl.arange(0, BLOCK_S).to(tl.int64)
+        p, logp, hit, valid2d = _softmax_tile(x_ptr, y_ptr, b, offs_s, C, S, ignore_index,
+                                              COMPUTE, BLOCK_C)
+        acc_i += tl.sum(tl.where(hit, p, 0.0), axis=1)
+        if SQUARED:
+            acc_p += tl.sum(tl.where(valid2d, p * p, 0.0), axis=1)
+        else:
+            acc_p += tl.sum(tl.where(valid2d, p, 0.0), axis=1)
+        acc_g += tl.sum(tl.where(hit, 1.0, 0.0), axis=1).to(COMPUTE)
+        acc_n += tl.sum(tl.where(hit, -logp, 0.0), axis=1)
+        acc_l += tl.sum(tl.where(valid2d, -logp, 0.0), axis=1)
+    offs_c = tl.arange(0, BLOCK_C)
+    in_c = offs_c < C
+    out = part_ptr + (b * programs_per_sample + j) * 5 * C + offs_c
+    dtype = part_ptr.dtype.element_ty
+    tl.store(out + 0 * C, acc_i.to(dtype), mask=in_c)
+    tl.store(out + 1 * C, acc_p.to(dtype), mask=in_c)
+    tl.store(out + 2 * C, acc_g.to(dtype), mask=in_c)
+    tl.store(out + 3 * C, acc_n.to(dtype), mask=in_c)
+    tl.store(out + 4 * C, acc_l.to(dtype), mask=in_c)
+
+
+@triton.jit
+def dice_ce_stats_backward_kernel(x_ptr, y_ptr, gstats_ptr, gx_ptr, C, S, ignore_index,
+                                  SQUARED: tl.constexpr, COMPUTE: tl.constexpr,
+                                  BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
+    """gx[b, :, s] = dL/dx for one BLOCK_S-pixel tile from the gradient gS[b, 5, C] of the sums.
+
+    Grid (cdiv(S, BLOCK_S), B). Recomputes the softmax of the tile in registers
+    (cheaper than saving it), forms the two per-pixel class sums
+    sum_k p_k dL/dp_k and sum_k dL/dlogp_k, and writes the gradient once (zero on
+    ignored pixels). Traffic: B*C*S logits + B*S labels read, B*C*S gradients
+    written, 4*C gradient sums per program (cached). With the forward, the whole
+    loss reads the logits and labels twice and writes the gradient once.
+    """
+    offs_s = tl.program_id(0).to(tl.int64) * BLOCK_S + tl.arange(0, BLOCK_S)
+    b = tl.program_id(1).to(tl.int64)
+    p, logp, hit, valid2d = _softmax_tile(x_ptr, y_ptr, b, offs_s, C, S, ignore_index,
+                                          COMPUTE, BLOCK_C)
+    offs_c = tl.arange(0, BLOCK_C)
+    in_c = offs_c < C
+    g_ptr = gstats_ptr + b * 5 * C + offs_c
+    g_i = tl.load(g_ptr + 0 * C, mask=in_c, other=0.0).to(COMPUTE)
+    g_p = tl.load(g_ptr + 1 * C, mask=in_c, other=0.0).to(COMPUTE)
+    g_n = tl.load(g_ptr + 3 * C, mask=in_c, other=0.0).to(COMPUTE)
+    g_l = tl.load(g_ptr + 4 * C, mask=in_c, other=0.0).to(COMPUTE)
+    if SQUARED:
+        d_p = 2.0 * p * g_p[:, None]
+    else:
+        d_p = tl.zeros_like(p) + g_p[:, None]
+    d_p = tl.where(hit, d_p + g_i[:, None], d_p)
+    d_p = tl.where(valid2d, d_p, 0.0)
+    d_logp = tl.where(hit, -g_l[:, None] - g_n[:, None], -g_l[:, None])
+    d_logp = tl.where(valid2d, d_logp, 0.0)
+    sum_pdp = tl.sum(p * d_p, axis=0)
+    sum_dlogp = tl.sum(d_logp, axis=0)
+    gx = p * (d_p - sum_pdp[None, :]) + d_logp - p * sum_dlogp[None, :]
+    tile_in = in_c[:, None] & (offs_s < S)[None, :]
+    tl.store(gx_ptr + b * C * S + offs_c[:, None].to(tl.int64) * S + offs_s[None, :],
+             gx.to(gx_ptr.dtype.element_ty), mask=tile_in)

@@ -1,0 +1,413 @@
+"""Fused softmax cross-entropy + Dice loss (MONAI's DiceCELoss conventions, plus ignore_index).
+
+One custom op carries the heavy part:
+
+* ``tritonvision::dice_ce_stats(logits, target, ignore_index, squared_pred)`` --
+  reads logits [B, C, *spatial] and integer labels [B, *spatial] once and returns
+  the per-(sample, class) sums ``[B, 5, C]`` (intersection, prediction, ground
+  truth, label NLL, all-class NLL; see ``kernels/dice_ce.py``); differentiable,
+  its backward ``tritonvision::dice_ce_stats_backward`` writes d loss / d logits in
+  one more pass over the logits. No one-hot tensor is ever built.
+
+:func:`dice_ce_loss` finishes the loss from those sums with ordinary torch ops on
+[B, C] tensors, so every option (Dice reduction, class weights, label smoothing,
+batch Dice, include_background, lambdas) is differentiated by autograd on the tiny
+tensors and the per-pixel work stays in the two kernels. (We register the sums,
+not the loss, as the op: one schema serves every option, and the backward kernel
+receives exactly the per-class coefficients it needs as the sums' gradient.)
+
+Semantics and choices (MONAI's DiceCELoss unless stated):
+
+* softmax over dim 1; Dice per (sample, class) over the spatial dims, or per class
+  over batch and spatial dims with ``batch=True``;
+  ``f = 1 - (2 I + smooth_nr) / (P + G + smooth_dr)`` with I = sum p g,
+  P = sum p (sum p^2 with ``squared_pred``), G = sum g.
+* ``include_background=False`` drops class 0 from the Dice after the softmax over
+  all classes (ignored, as MONAI, when C == 1); the cross-entropy keeps all classes.
+* ``weight[C]`` weights the cross-entropy as torch's ``cross_entropy`` and multiplies
+  the Dice term of each class (``weight[1:]`` without background) before the reduction.
+* ``reduction`` ('mean', 'sum', 'none') reduces the Dice terms as MONAI's DiceLoss
+  ('none' gives [B, C'] or, with ``batch``, [C'] -- without MONAI's trailing
+  singleton spatial dims). The cross-entropy is always torch's ``cross_entropy``
+  with ``reduction='mean'`` (weighted mean over non-ignored pixels, label smoothing
+  as torch) -- unlike MONAI, which also sums the CE for reduction='sum'. With
+  'none' the CE scalar is added to every Dice term.
+* ``ignore_index`` pixels count in neither term and get zero gradient. Where no
+  pixel counts (or their weights sum to 0) the CE term is 0, not torch's NaN.
+* Labels outside [0, C) other than ``ignore_index`` raise ValueError (checked when
+  the op runs, before any launch, on every backend; that check reads one bool back
+  from the GPU).
+* The loss is float32 (float64 for float64 logits) whatever the logits dtype;
+  the gradient has the logits' dtype. NaN logits give a NaN loss.
+* ``sigmoid=True``: multi-label form, ``target`` a float mask of the logits' shape;
+  BCE-with-logits (mean over all elements; ``weight[C]`` is the per-class
+  ``pos_weight``, broadcast along dim 1 -- MONAI passes it to BCEWithLogitsLoss,
+  which broadcasts it along the last dim) plus the sigmoid Dice (P and, with
+  ``squared_pred``, G squared, as MONAI). This form runs as plain torch ops, not a
+  fused kernel.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import triton
+import torch.nn.functional as F
+import triton.language as tl
+from torch import Tensor
+
+from tritonvision.kernels import dice_ce as kernels
+
+from ._checks import check_float, check_integer, check_same_device, check_tensor
+from ._op import fused_op
+
+OP = "dice_ce_loss"
+REDUCTIONS = ("mean", "sum", "none")
+MAX_TRITON_CLASSES = 1024
+"""Above this many classes the class axis no longer fits one register tile: the torch path runs."""
+TILE_ELEMENTS = 4096
+"""Logits per register tile (BLOCK_C * BLOCK_S)."""
+PROGRAMS = 1024
+"""Forward programs in all (over B samples): bounds the partial-sum buffer to ~PROGRAMS * 5 * C."""
+MAX_GRID_Y = 65535
+
+
+def _stats_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _tl_compute(dtype: torch.dtype):
+    return tl.float64 if dtype == torch.float64 else tl.float32
+
+
+def _check_labels(target: Tensor, num_classes: int, ignore_index: int) -> None:
+    """ValueError if a label is outside [0, num_classes) and not ignore_index (one GPU sync)."""
+    bad = (target != ignore_index) & ((target < 0) | (target >= num_classes))
+    if bool(bad.any()):
+        label = int(target[bad].flatten()[0])
+        raise ValueError(f"{OP}: target has label {label} but logits have {num_classes} classes "
+                         f"(labels must be in [0, {num_classes}) or equal ignore_index={ignore_index}; "
+                         f"set ignore_index={label} if those pixels should be ignored)")
+
+
+def _flat(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    b, c = logits.shape[0], logits.shape[1]
+    s = math.prod(logits.shape[2:])
+    return logits.reshape(b, c, s), target.reshape(b, s)
+
+
+# ----------------------------------------------------------------------------- torch path
+def _softmax_parts(logits: Tensor, target: Tensor, ignore_index: int):
+    x, y = _flat(logits, target)
+    x = x.to(_stats_dtype(logits.dtype))
+    y = y.long()
+    valid = y != ignore_index
+    y_safe = torch.where(valid, y, 0)
+    logp = x.log_softmax(1)
+    return x, y_safe, valid.to(x.dtype), logp, logp.exp()
+
+
+def _stats_torch(logits: Tensor, target: Tensor, ignore_index: int, squared_pred: bool) -> Tensor:
+    """The five sums with scatter_add over the labels (no one-hot)."""
+    num_classes = logits.shape[1]
+    _check_labels(target, num_classes, ignore_index)
+    x, y, valid, logp, p = _softmax_parts(logits, target, ignore_index)
+    b = x.shape[0]
+    p_y = p.gather(1, y[:, None])[:, 0] * valid
+    nll_y = -logp.gather(1, y[:, None])[:, 0] * valid
+    per_label = torch.stack([p_y, valid, nll_y], 1)                     # [B, 3, S]
+    by_label = x.new_zeros(b, 3, num_classes).scatter_add_(2, y[:, None].expand_as(per_label), per_label)
+    pred = (p * p if squared_pred else p) * valid[:, None]
+    return torch.stack([by_label[:, 0], pred.sum(2), by_label[:, 1], by_label[:, 2],
+                        -(logp * valid[:, None]).sum(2)], 1)
+
+
+def _stats_backward_torch(logits: Tensor, target: Tensor, grad_stats: Tensor, ignore_index: int,
+                          squared_pred: bool) -> Tensor:
+    """dL/dlogits from dL/dstats, the same chain rule as the kernel, vectorised."""
+    x, y, valid, logp, p = _softmax_parts(logits, target, ignore_index)
+    g = grad_stats.to(x.dtype)
+    g_i, g_p, g_n, g_l = g[:, 0], g[:, 1], g[:, 3], g[:, 4]             # [B, C]
+    d_p = (2 * p * g_p[:, :, None] if squared_pred else g_p[:, :, None].expand_as(p)) * valid[:, None]
+    d_logp = -g_l[:, :, None] * valid[:, None]
+    p_y = p.gather(1, y[:, None])[:, 0]
+    g_i_y = g_i.gather(1, y) * valid
+    g_n_y = g_n.gather(1, y) * valid
+    sum_pdp = (p * d_p).sum(1) + p_y * g_i_y
+    sum_dlogp = d_logp.sum(1) - g_n_y
+    grad = p * (d_p - sum_pdp[:, None]) + d_logp - p * sum_dlogp[:, None]
+    grad.scatter_add_(1, y[:, None], (p_y * g_i_y - g_n_y)[:, None])
+    return grad.to(logits.dtype).reshape(logits.shape)
+
+
+# ----------------------------------------------------------------------------- triton path
+def _blocks(num_classes: int) -> tuple[int, int]:
+    block_c = max(triton.next_power_of_2(num_classes), 2)
+    return block_c, max(TILE_ELEMENTS // block_c, 8)
+
+
+def _stats_triton(logits: Tensor, target: Tensor, ignore_index: int, squared_pred: bool) -> Tensor:
+    num_classes = logits.shape[1]
+    if num_classes > MAX_TRITON_CLASSES:
+        return _stats_torch(logits, target, ignore_index, squared_pred)
+    _check_labels(target, num_classes, ignore_index)
+    x, y = _flat(logits, target)
+    x, y = x.contiguous(), y.contiguous()
+    b, c, s = x.shape
+    if b * s == 0:
+        return x.new_zeros((b, kernels.NUM_STATS, c), dtype=_stats_dtype(logits.dtype))
+    block_c, block_s = _blocks(c)
+    num_tiles = triton.cdiv(s, block_s)
+    per_sample = min(num_tiles, max(1, PROGRAMS // b))
+    part = torch.empty((b, per_sample, kernels.NUM_STATS, c), dtype=_stats_dtype(logits.dtype),
+                       device=x.device)
+    for b0 in range(0, b, MAX_GRID_Y):
+        b1 = min(b, b0 + MAX_GRID_Y)
+        kernels.dice_ce_stats_kernel[(per_sample, b1 - b0)](
+            x[b0:b1], y[b0:b1], part[b0:b1], c, s, ignore_index, per_sample,
+            SQUARED=squared_pred, COMPUTE=_tl_compute(logits.dtype), BLOCK_C=block_c, BLOCK_S=block_s)
+    return part.sum(1)  # fixed-order reduction over the programs: deterministic
+
+
+def _stats_backward_triton(logits: Tensor, target: Tensor, grad_stats: Tensor, ignore_index: int,
+                           squared_pred: bool) -> Tensor:
+    num_classes = logits.shape[1]
+    if num_classes > MAX_TRITON_CLASSES:
+        return _stats_backward_torch(logits, target, grad_stats, ignore_index, squared_pred)
+    x, y = _flat(logits, target)
+    x, y = x.contiguous(), y.contiguous()
+    b, c, s = x.shape
+    grad = torch.empty_like(x)
+    if grad.numel() == 0:
+        return grad.reshape(logits.shape)
+    g = grad_stats.to(_stats_dtype(logits.dtype)).contiguous()
+    block_c, block_s = _blocks(c)
+    for b0 in range(0, b, MAX_GRID_Y):
+        b1 = min(b, b0 + MAX_GRID_Y)
+        kernels.dice_ce_stats_backward_kernel[(triton.cdiv(s, block_s), b1 - b0)](
+            x[b0:b1], y[b0:b1], g[b0:b1], grad[b0:b1], c, s, ignore_index,
+            SQUARED=squared_pred, COMPUTE=_tl_compute(logits.dtype), BLOCK_C=block_c, BLOCK_S=block_s)
+    return grad.reshape(logits.shape)
+
+
+# ----------------------------------------------------------------------------- registration
+def _example(device: torch.device) -> tuple:
+    logits = torch.randn(2, 4, 6, 5, device=device)
+    target = torch.randint(0, 4, (2, 6, 5), device=device)
+    target[0, 0, :2] = -100
+    return logits, target, -100, False
+
+
+dice_ce_stats_op = fused_op("dice_ce_stats", _stats_torch, _stats_triton, example=_example)
+
+
+@dice_ce_stats_op.register_fake
+def _(logits: Tensor, target: Tensor, ignore_index: int, squared_pred: bool) -> Tensor:
+    return logits.new_empty((logits.shape[0], kernels.NUM_STATS, logits.shape[1]),
+                            dtype=_stats_dtype(logits.dtype))
+
+
+dice_ce_stats_backward_op = fused_op(
+    "dice_ce_stats_backward", _stats_backward_torch, _stats_backward_triton,
+    example=lambda d: (*_example(d)[:2], torch.randn(2, kernels.NUM_STATS, 4, device=d), -100, False))
+
+
+@dice_ce_stats_backward_op.register_fake
+def _(logits: Tensor, target: Tensor, grad_stats: Tensor, ignore_index: int, squared_pred: bool) -> Tensor:
+    return torch.empty_like(logits)
+
+
+def _setup_context(ctx, inputs, output):
+    logits, target, ignore_index, squared_pred = inputs
+    ctx.save_for_backward(logits, target)
+    ctx.args = (ignore_index, squared_pred)
+
+
+def _backward(ctx, grad_stats):
+    logits, target = ctx.saved_tensors
+    grad = None
+    if ctx.needs_input_grad[0]:
+        grad = dice_ce_stats_backward_op(logits, target, grad_stats, *ctx.args)
+    return grad, None, None, None
+
+
+dice_ce_stats_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+# ----------------------------------------------------------------------------- the loss
+def _check_args(logits: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,
+                sigmoid: bool, label_smoothing: float, lambda_ce: float, lambda_dice: float) -> Tensor:
+    """Validate everything that does not need the data; returns target as [B, *spatial] (or the mask)."""
+    check_float(logits, OP, "logits")
+    check_tensor(target, OP, "target")
+    if logits.dim() < 3:
+        raise ValueError(f"{OP}: logits must have shape [B, C, *spatial] with 1 to 3 spatial dims, "
+                         f"got {list(logits.shape)}")
+    if logits.shape[1] == 0:
+        raise ValueError(f"{OP}: logits must have at least one class, got shape {list(logits.shape)}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{OP}: reduction must be one of {list(REDUCTIONS)}, got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{OP}: label_smoothing must be in [0, 1], got {label_smoothing}")
+    if lambda_ce < 0 or lambda_dice < 0:
+        raise ValueError(f"{OP}: lambda_ce and lambda_dice must be >= 0, got {lambda_ce} and {lambda_dice}")
+    check_same_device(OP, logits=logits, target=target, weight=weight)
+    if weight is not None:
+        check_float(weight, OP, "weight")
+        if weight.shape != (logits.shape[1],):
+            raise ValueError(f"{OP}: weight must have shape [C] = [{logits.shape[1]}] (one weight per "
+                             f"class), got {list(weight.shape)}")
+    if sigmoid:
+        if not target.dtype.is_floating_point:
+            raise TypeError(f"{OP}: with sigmoid=True target must be a float mask of the logits' shape, "
+                            f"got {target.dtype}; convert it with .float()")
+        if target.shape != logits.shape:
+            raise ValueError(f"{OP}: with sigmoid=True target must have the logits' shape "
+                             f"{list(logits.shape)}, got {list(target.shape)}")
+        if label_smoothing != 0.0:
+            raise ValueError(f"{OP}: label_smoothing is not supported with sigmoid=True "
+                             f"(smooth the float target instead)")
+        return target
+    if target.dtype.is_floating_point:
+        raise TypeError(f"{OP}: target must be an integer tensor of class indices [B, *spatial], got "
+                        f"{target.dtype}; convert it with .long(), or pass sigmoid=True for a float "
+                        f"mask of the logits' shape")
+    check_integer(target, OP, "target")
+    expected = (logits.shape[0],) + tuple(logits.shape[2:])
+    if target.dim() == logits.dim() and target.shape[1] == 1:
+        target = target.squeeze(1)                       # MONAI's [B, 1, *spatial] label maps
+    if tuple(target.shape) != expected:
+        raise ValueError(f"{OP}: target must have shape [B, *spatial] = {list(expected)} (or "
+                         f"[B, 1, *spatial]) for logits {list(logits.shape)}, got {list(target.shape)}")
+    return target
+
+
+def _reduce(f: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return f.mean()
+    if reduction == "sum":
+        return f.sum()
+    return f
+
+
+def _dice_terms(inter: Tensor, pred: Tensor, truth: Tensor, include_background: bool, smooth_nr: float,
+                smooth_dr: float, batch: bool, weight: Optional[Tensor]) -> Tensor:
+    """MONAI's per-(sample, class) Dice loss terms from [B, C] sums."""
+    if batch:
+        inter, pred, truth = inter.sum(0), pred.sum(0), truth.sum(0)
+    if not include_background and inter.shape[-1] > 1:
+        inter, pred, truth = inter[..., 1:], pred[..., 1:], truth[..., 1:]
+        weight = weight[1:] if weight is not None else None
+    f = 1.0 - (2.0 * inter + smooth_nr) / (pred + truth + smooth_dr)
+    if weight is not None:
+        f = f * weight.to(f.dtype)
+    return f
+
+
+def _combine(dice: Tensor, ce: Tensor, lambda_dice: float, lambda_ce: float, reduction: str) -> Tensor:
+    dice = _reduce(dice, reduction)
+    total = torch.zeros_like(dice)
+    if lambda_dice != 0.0:
+        total = total + lambda_dice * dice
+    if lambda_ce != 0.0:
+        total = total + lambda_ce * ce
+    return total
+
+
+def _softmax_loss(logits: Tensor, target: Tensor, include_background: bool, smooth_nr: float,
+                  smooth_dr: float, squared_pred: bool, batch: bool, lambda_ce: float, lambda_dice: float,
+                  weight: Optional[Tensor], reduction: str, ignore_index: int, label_smoothing: float) -> Tensor:
+    stats = dice_ce_stats_op(logits, target, int(ignore_index), bool(squared_pred))
+    inter, pred, truth, nll, all_nll = stats.unbind(1)                   # each [B, C]
+    dice = _dice_terms(inter, pred, truth, include_background, smooth_nr, smooth_dr, batch, weight)
+    num_classes = logits.shape[1]
+    w = (weight.to(stats.dtype) if weight is not None
+         else torch.ones(num_classes, dtype=stats.dtype, device=stats.device))
+    # torch's cross_entropy, reduction='mean': both terms divided by the summed weight of the valid labels
+    numerator = (1.0 - label_smoothing) * (nll * w).sum() + (label_smoothing / num_classes) * (all_nll * w).sum()
+    denominator = (truth * w).sum()
+    has_pixels = denominator > 0
+    ce = torch.where(has_pixels, numerator / torch.where(has_pixels, denominator, 1.0), 0.0)
+    return _combine(dice, ce, lambda_dice, lambda_ce, reduction)
+
+
+def _sigmoid_loss(logits: Tensor, target: Tensor, include_background: bool, smooth_nr: float,
+                  smooth_dr: float, squared_pred: bool, batch: bool, lambda_ce: float, lambda_dice: float,
+                  weight: Optional[Tensor], reduction: str) -> Tensor:
+    x = logits.to(_stats_dtype(logits.dtype))
+    t = target.to(x.dtype)
+    p = torch.sigmoid(x)
+    dims = [0] + list(range(2, x.dim())) if batch else list(range(2, x.dim()))
+    inter = (p * t).sum(dims)
+    pred = (p * p if squared_pred else p).sum(dims)
+    truth = (t * t if squared_pred else t).sum(dims)
+    dice = _dice_terms(inter, pred, truth, include_background, smooth_nr, smooth_dr, False, weight)
+    pos_weight = None
+    if weight is not None:
+        pos_weight = weight.to(x.dtype).reshape((-1,) + (1,) * (x.dim() - 2))
+    ce = F.binary_cross_entropy_with_logits(x, t, pos_weight=pos_weight)
+    return _combine(dice, ce, lambda_dice, lambda_ce, reduction)
+
+
+def dice_ce_loss(logits: Tensor, target: Tensor, *, include_background: bool = True,
+                 smooth_nr: float = 1e-5, smooth_dr: float = 1e-5, squared_pred: bool = False,
+                 batch: bool = False, lambda_ce: float = 1.0, lambda_dice: float = 1.0,
+                 weight: Optional[Tensor] = None, reduction: str = "mean", ignore_index: int = -100,
+                 label_smoothing: float = 0.0, sigmoid: bool = False) -> Tensor:
+    """Dice + cross-entropy loss of segmentation logits, fused (MONAI's DiceCELoss conventions).
+
+    ``lambda_dice * reduce(dice_terms) + lambda_ce * cross_entropy``, where
+    ``dice_terms[b, c] = weight[c] * (1 - (2 I + smooth_nr) / (P + G + smooth_dr))`` over the
+    spatial dims of sample b (over the batch too with ``batch``), p = softmax(logits, 1),
+    g the one-hot target (never built), I = sum p g, P = sum p (p**2 with ``squared_pred``),
+    G = sum g; ``cross_entropy`` is ``torch.nn.functional.cross_entropy(logits, target,
+    weight, ignore_index=ignore_index, label_smoothing=label_smoothing)`` (mean). With smooth 0,
+    1 - dice_terms is the Dice coefficient 2 sum(p g) / (sum p + sum g). See the module
+    docstring for every convention.
+
+    Args:
+        logits: Tensor[B, C, *spatial] (1 to 3 spatial dims), float16/bfloat16/float32/float64.
+        target: Tensor[B, *spatial] (or [B, 1, *spatial]) of integer class indices in [0, C)
+            or ``ignore_index``; with ``sigmoid=True`` a float Tensor[B, C, *spatial] mask.
+        include_background: False drops class 0 from the Dice term (not from the CE).
+        smooth_nr, smooth_dr: added to the Dice numerator and denominator.
+        squared_pred: P = sum p**2 (and G = sum g**2) instead of sums of p and g.
+        batch: one Dice term per class over the whole batch instead of per (sample, class).
+        lambda_ce, lambda_dice: the weights of the two terms (>= 0; a 0 term is not computed).
+        weight: optional Tensor[C] of class weights for the CE and the Dice terms
+            (the BCE ``pos_weight`` per class with ``sigmoid``).
+        reduction: 'mean' | 'sum' | 'none' over the Dice terms; the CE is always a mean.
+        ignore_index: label of pixels that count in neither term (softmax form only).
+        label_smoothing: as torch's cross_entropy (softmax form only).
+        sigmoid: multi-label form: sigmoid Dice + BCE-with-logits against a float mask.
+    Returns:
+        Tensor: a scalar, or [B, C'] ([C'] with ``batch``) for reduction='none' (C' = C, or
+        C - 1 without background), float32 (float64 for float64 logits).
+    Raises:
+        TypeError: non-float logits, float targets in the softmax form, int targets with sigmoid.
+        ValueError: shapes that do not match, labels outside [0, C) other than ignore_index.
+    """
+    target = _check_args(logits, target, weight, reduction, sigmoid, label_smoothing, lambda_ce, lambda_dice)
+    if sigmoid:
+        return _sigmoid_loss(logits, target, include_background, float(smooth_nr), float(smooth_dr),
+                             squared_pred, batch, float(lambda_ce), float(lambda_dice), weight, reduction)
+    return _softmax_loss(logits, target, include_background, float(smooth_nr), float(smooth_dr), squared_pred,
+                         batch, float(lambda_ce), float(lambda_dice), weight, reduction, int(ignore_index),
+                         float(label_smoothing))
+
+
+def dice_ce_stats(logits: Tensor, target: Tensor, ignore_index: int = -100, squared_pred: bool = False) -> Tensor:
+    """The per-(sample, class) sums the fused loss is built from.
+
+    Args:
+        logits: Tensor[B, C, *spatial], any float dtype.
+        target: Tensor[B, *spatial] of integer labels in [0, C) or ``ignore_index``.
+    Returns:
+        Tensor[B, 5, C] (float32, float64 for float64 logits): over the non-ignored pixels,
+        [:, 0] = sum p [y == c], [:, 1] = sum p (p**2 with ``squared_pred``),
+        [:, 2] = sum [y == c], [:, 3] = sum -log p [y == c], [:, 4] = sum -log p;
+        p = softmax(logits, 1). Differentiable with respect to ``logits``.
+    """
+    target = _check_args(logits, target, None, "mean", False, 0.0, 1.0, 1.0)
+    return dice_ce_stats_op(logits, target, int(ignore_index), bool(squared_pred))
