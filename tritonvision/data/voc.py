@@ -34,6 +34,12 @@ def voc_palette(n: int = 256) -> np.ndarray:
     return palette
 
 
+class _Element(ET.Element):
+    """An ElementTree element that remembers the line its start tag is on."""
+
+    sourceline = 0
+
+
 def parse_xml(path: Path) -> ET.Element:
     """Parse an XML file into ElementTree elements that carry ``sourceline``."""
     if not path.is_file():
@@ -43,7 +49,7 @@ def parse_xml(path: Path) -> ET.Element:
     root: list = []
 
     def start(tag, attrs):
-        el = ET.Element(tag, attrs)
+        el = _Element(tag, attrs)
         el.sourceline = parser.CurrentLineNumber
         el.text = ""
         if stack:
