@@ -26,3 +26,19 @@ class BenchCase:
     baselines: dict[str, Callable[..., Any]] = field(default_factory=dict)
     bytes_moved: int = 0
     flops: int = 0
+
+
+def compiled(fn: Callable[..., Any], **compile_kwargs: Any) -> Callable[..., Any]:
+    """``torch.compile(fn, **compile_kwargs)``, built on the first call: collecting cases
+    (and running only ours) then costs nothing; the runner's warm-up call compiles."""
+    state: dict[str, Callable[..., Any]] = {}
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if "fn" not in state:
+            import torch
+
+            state["fn"] = torch.compile(fn, **compile_kwargs)
+        return state["fn"](*args, **kwargs)
+
+    call.__name__ = f"compiled_{getattr(fn, '__name__', 'fn')}"
+    return call

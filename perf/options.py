@@ -28,4 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-time", type=float, default=0.05,
                         help="CPU: least seconds of timed calls per function (default 0.05)")
     parser.add_argument("--note", default="", help="free text stored with the results (e.g. the machine)")
+    # for tests: another results folder, and a small (cache-resident, so flattering) roofline
     parser.add_argument("--results-dir", default=str(RESULTS_DIR), help=argparse.SUPPRESS)
+    parser.add_argument("--quick-roofline", action="store_true", help=argparse.SUPPRESS)

@@ -51,6 +51,7 @@ from perf.options import RESULTS_DIR, add_arguments
 
 PERF_DIR = Path(__file__).resolve().parent
 CASES_DIR = PERF_DIR / "cases"
+CASES_PACKAGE = "perf.cases"
 SCHEMA_VERSION = 1
 MIN_REPS = 5
 """Fewest timed calls per function on CPU."""
@@ -71,8 +72,9 @@ class Failure:
         return {"family": self.family, "stage": self.stage, "case": self.case, "error": self.error}
 
 
-def available_families(cases_dir: Path = CASES_DIR) -> list[str]:
+def available_families(cases_dir: Path | None = None) -> list[str]:
     """The family names: the stems of ``perf/cases/*.py`` (private modules excluded)."""
+    cases_dir = CASES_DIR if cases_dir is None else cases_dir
     return sorted(p.stem for p in cases_dir.glob("*.py") if not p.stem.startswith("_"))
 
 
@@ -81,13 +83,15 @@ def _error_text(error: BaseException) -> str:
 
 
 def collect_cases(device: torch.device, size: str, families: Iterable[str] | None = None,
-                  package: str = "perf.cases", cases_dir: Path = CASES_DIR,
+                  package: str | None = None, cases_dir: Path | None = None,
                   ) -> tuple[list[BenchCase], list[Failure]]:
     """Import each family's module and call its ``cases(device, size)``.
 
     ``families`` selects module stems (None: all of them). A module that fails to
     import or whose ``cases`` raises becomes a :class:`Failure`; the others go on.
+    ``package`` / ``cases_dir`` default to ``perf.cases`` and its folder.
     """
+    package = CASES_PACKAGE if package is None else package
     names = available_families(cases_dir) if families is None else list(families)
     collected: list[BenchCase] = []
     failures: list[Failure] = []
@@ -532,7 +536,7 @@ def command_from_args(prefix: str, args: argparse.Namespace) -> str:
     parts = prefix.split()
     defaults = vars(_parser(prefix).parse_args([]))
     for key, value in vars(args).items():
-        if key in defaults and value != defaults[key] and key != "results_dir":
+        if key in defaults and value != defaults[key] and key not in ("results_dir", "quick_roofline"):
             parts += [f"--{key.replace('_', '-')}", str(value)]
     return shlex.join(parts)
 
@@ -579,8 +583,9 @@ def run(args: argparse.Namespace, command: str | None = None,
         cases, failures = collect_cases(device, size, families)
     skip = [s.strip() for s in args.skip.split(",") if s.strip()]
     print(f"measuring the roofline on {device} ...", file=sys.stderr, flush=True)
+    roofline = measure_roofline(device, quick=args.quick_roofline)
     report = run_benchmarks(
-        cases, device, size, n_sets=args.n_sets, min_time=args.min_time, skip_baselines=skip,
+        cases, device, size, roofline=roofline, n_sets=args.n_sets, min_time=args.min_time, skip_baselines=skip,
         command=command if command is not None else command_from_args("python -m perf", args),
         note=args.note,
         failures=failures, progress=lambda text: print(f"  timing {text}", file=sys.stderr, flush=True))

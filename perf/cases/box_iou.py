@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from perf.harness import BenchCase
+from perf.harness import BenchCase, compiled
 
 SIZES = {"small": 512, "full": 8192}
 THRESHOLD = 0.5
@@ -100,13 +100,13 @@ def cases(device: torch.device, size: str) -> list[BenchCase]:
         found.append(BenchCase(
             family="box_iou", name=name, shape=shape, dtype="float32", make_inputs=make_inputs,
             ours=ours,
-            baselines={"torchvision": anchor, "eager": eager, "compile": torch.compile(eager)},
+            baselines={"torchvision": anchor, "eager": eager, "compile": compiled(eager)},
             bytes_moved=matrix_bytes))
     found.append(BenchCase(
         family="box_iou", name="box_iou_threshold", shape=f"{shape} thr={THRESHOLD}", dtype="float32",
         make_inputs=make_inputs,
         ours=lambda a, b: ops.box_iou_threshold(a, b, THRESHOLD),
         baselines={"torchvision": lambda a, b: tv.box_iou(a, b) > THRESHOLD,
-                   "eager": eager_iou_above, "compile": torch.compile(eager_iou_above)},
+                   "eager": eager_iou_above, "compile": compiled(eager_iou_above)},
         bytes_moved=n * words * 4 + 16 * (n + n)))
     return found
