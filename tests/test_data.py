@@ -166,3 +166,14 @@ def test_collate_rejects_mixed_sizes_and_missing_masks():
         collate_segmentation([a, no_mask])
     with pytest.raises(ValueError, match="empty"):
         collate_detection([])
+
+
+def test_dataloader_batches_shapes_with_both_collates():
+    from torch.utils.data import DataLoader
+
+    ds = ShapesDataset(10, image_size=24, seed=4)
+    images, targets = next(iter(DataLoader(ds, batch_size=4, collate_fn=collate_detection)))
+    assert images.shape == (4, 3, 24, 24) and [t["image_id"] for t in targets] == [0, 1, 2, 3]
+    batches = list(DataLoader(ds, batch_size=4, collate_fn=collate_segmentation))
+    assert [b[1].shape[0] for b in batches] == [4, 4, 2]
+    assert torch.equal(batches[2][1][1], ds[9][1]["mask"])

@@ -9,7 +9,9 @@ returned). Masks are resampled by nearest neighbour, never blended.
 
 Random transforms take ``generator`` (a ``torch.Generator``) or ``seed`` (an int that
 seeds a private generator); with neither they draw from torch's global RNG, which
-``torch.utils.data.DataLoader`` seeds differently in each worker.
+``torch.utils.data.DataLoader`` seeds differently in each worker. (A transform built with
+``seed`` is copied into every DataLoader worker with the same state, so the workers repeat
+one another's draws: use ``seed`` for reproducible single-process runs only.)
 """
 from __future__ import annotations
 
