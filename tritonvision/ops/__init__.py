@@ -1,11 +1,13 @@
 """Fused ops, registered as ``torch.ops.tritonvision.*``; the public functions live here."""
 from .box_geometry import box_area, box_convert
+from .upsample import upsample_bilinear_add
 from .dice_ce import dice_ce_loss, dice_ce_stats
 from .deconv import deconv_concat, deconv_skip
 from .box_iou import (box_iou, box_iou_threshold, box_overlap, complete_box_iou, distance_box_iou,
                       generalized_box_iou, unpack_bitmask)
 
 __all__ = [
+    "upsample_bilinear_add",
     "dice_ce_loss", "dice_ce_stats",
     "deconv_concat", "deconv_skip",
     "box_area", "box_convert", "box_iou", "box_iou_threshold", "box_overlap", "complete_box_iou",

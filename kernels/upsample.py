@@ -1,0 +1,135 @@
+"""Bilinear upsampling fused with a skip addition, and its adjoint (the gradient w.r.t. x).
+
+Convention: ``F.interpolate(x, size=(H, W), mode="bilinear", align_corners=False)``,
+as PyTorch computes it. For an output row Y of H, from an input of h rows,
+
+    scale = h / H
+    src   = max(scale * (Y + 0.5) - 0.5, 0)
+    i0    = floor(src),  i1 = min(i0 + 1, h - 1)
+    l1    = src - i0,    l0 = 1 - l1
+
+and the same along the columns; out[Y, X] = sum of the four x[i, j] weighted by
+l_y * l_x. Arithmetic runs in COMPUTE (float32, or float64 for float64 tensors);
+tensors of any dtype are loaded, cast to COMPUTE, and the result is cast back once.
+
+All addressing goes through explicit strides, so contiguous (NCHW), channels-last
+(NHWC) and other strided layouts are read in place. Programs walk the *output*
+in its own memory order (CHANNELS_LAST picks which), so stores are coalesced.
+"""
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _ratio(a, b, COMPUTE: tl.constexpr):
+    """a / b of two integer sizes in COMPUTE (sizes may arrive as constexpr 1)."""
+    return tl.cast(a, COMPUTE) / tl.cast(b, COMPUTE)
+
+
+@triton.jit
+def _source_index(dst, scale, in_size, COMPUTE: tl.constexpr):
+    """Input neighbours (i0, i1) and their weights (l0, l1) of output positions ``dst``."""
+    src = scale * (dst.to(COMPUTE) + 0.5) - 0.5
+    src = tl.maximum(src, 0.0)
+    i0 = tl.minimum(src.to(tl.int64), in_size - 1)        # src >= 0: truncation is floor
+    i1 = tl.where(i0 < in_size - 1, i0 + 1, i0)
+    l1 = src - i0.to(COMPUTE)
+    l0 = 1.0 - l1
+    return i0, i1, l0, l1
+
+
+@triton.jit
+def _unravel(offs, C, H, W, CHANNELS_LAST: tl.constexpr):
+    """(n, c, y, x) of flat offsets into an [N, C, H, W] tensor walked in NCHW or NHWC order."""
+    if CHANNELS_LAST:
+        c = offs % C
+        rest = offs // C
+        x = rest % W
+        rest = rest // W
+        y = rest % H
+        n = rest // H
+    else:
+        x = offs % W
+        rest = offs // W
+        y = rest % H
+        rest = rest // H
+        c = rest % C
+        n = rest // C
+    return n, c, y, x
+
+
+@triton.jit
+def upsample_bilinear_add_kernel(
+        x_ptr, skip_ptr, out_ptr, total, C, h, w, H, W,
+        sx_n, sx_c, sx_h, sx_w, ss_n, ss_c, ss_h, ss_w, so_n, so_c, so_h, so_w,
+        CHANNELS_LAST: tl.constexpr, COMPUTE: tl.constexpr, BLOCK: tl.constexpr):
+    """out = bilinear_upsample(x [N, C, h, w] -> [N, C, H, W]) + skip [N, C, H, W].
+
+    One program writes BLOCK output elements. Per output element: 4 gathered
+    reads of x (each x element is reused by ~(H/h) * (W/w) outputs, so from
+    cache rather than DRAM), one read of skip, one write. Minimum DRAM traffic
+    is |x| + |skip| + |out| bytes, against |x| + 2|up| + |skip| + |out| for
+    eager interpolate-then-add (which writes and re-reads the upsampled tensor).
+    """
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    valid = offs < total
+    n, c, oy, ox = _unravel(offs, C, H, W, CHANNELS_LAST)
+    y0, y1, ly0, ly1 = _source_index(oy, _ratio(h, H, COMPUTE), h, COMPUTE)
+    x0, x1, lx0, lx1 = _source_index(ox, _ratio(w, W, COMPUTE), w, COMPUTE)
+    base = x_ptr + n * sx_n + c * sx_c
+    v00 = tl.load(base + y0 * sx_h + x0 * sx_w, mask=valid, other=0.0).to(COMPUTE)
+    v01 = tl.load(base + y0 * sx_h + x1 * sx_w, mask=valid, other=0.0).to(COMPUTE)
+    v10 = tl.load(base + y1 * sx_h + x0 * sx_w, mask=valid, other=0.0).to(COMPUTE)
+    v11 = tl.load(base + y1 * sx_h + x1 * sx_w, mask=valid, other=0.0).to(COMPUTE)
+    s = tl.load(skip_ptr + n * ss_n + c * ss_c + oy * ss_h + ox * ss_w, mask=valid, other=0.0).to(COMPUTE)
+    up = ly0 * (lx0 * v00 + lx1 * v01) + ly1 * (lx0 * v10 + lx1 * v11)
+    tl.store(out_ptr + n * so_n + c * so_c + oy * so_h + ox * so_w,
+             (up + s).to(out_ptr.dtype.element_ty), mask=valid)
+
+
+@triton.jit
+def _weight_to(i, dst, scale, in_size, COMPUTE: tl.constexpr):
+    """Weight with which input position ``i`` enters output position ``dst`` (0 if it does not)."""
+    i0, i1, l0, l1 = _source_index(dst, scale, in_size, COMPUTE)
+    return tl.where(i0 == i, l0, 0.0) + tl.where(i1 == i, l1, 0.0)
+
+
+@triton.jit
+def upsample_bilinear_backward_kernel(
+        grad_ptr, gx_ptr, total, C, h, w, H, W, steps_y, steps_x,
+        sg_n, sg_c, sg_h, sg_w, sx_n, sx_c, sx_h, sx_w,
+        CHANNELS_LAST: tl.constexpr, COMPUTE: tl.constexpr, BLOCK: tl.constexpr):
+    """grad_x [N, C, h, w] = adjoint of bilinear upsampling applied to grad [N, C, H, W].
+
+    A deterministic gather (no atomics): one program owns BLOCK elements of
+    grad_x; for input row i it visits the ``steps_y`` candidate output rows
+    starting at floor((i - 0.5) * H / h - 0.5) (every row whose i0 or i1 is i lies
+    there; steps_y = floor(2H / h) + 3 leaves a margin for rounding), and the
+    same for columns. Each candidate's weight is recomputed with the forward's
+    own formula, so the result is the exact transpose of the forward; candidates
+    of weight 0 are masked out of the loads and cost no memory traffic. Reads
+    each grad element about 4 times (from cache), writes grad_x once.
+    """
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    valid = offs < total
+    n, c, iy, ix = _unravel(offs, C, h, w, CHANNELS_LAST)
+    scale_y = _ratio(h, H, COMPUTE)
+    scale_x = _ratio(w, W, COMPUTE)
+    start_y = tl.maximum(tl.floor((iy.to(COMPUTE) - 0.5) * _ratio(H, h, COMPUTE) - 0.5).to(tl.int64), 0)
+    start_x = tl.maximum(tl.floor((ix.to(COMPUTE) - 0.5) * _ratio(W, w, COMPUTE) - 0.5).to(tl.int64), 0)
+    base = grad_ptr + n * sg_n + c * sg_c
+    acc = tl.zeros([BLOCK], dtype=COMPUTE)
+    for dy in range(0, steps_y):
+        oy = start_y + dy
+        wy = _weight_to(iy, oy, scale_y, h, COMPUTE)
+        row_ok = valid & (oy < H) & (wy != 0.0)
+        row_acc = tl.zeros([BLOCK], dtype=COMPUTE)
+        for dx in range(0, steps_x):
+            ox = start_x + dx
+            wx = _weight_to(ix, ox, scale_x, w, COMPUTE)
+            ok = row_ok & (ox < W) & (wx != 0.0)
+            g = tl.load(base + oy * sg_h + ox * sg_w, mask=ok, other=0.0).to(COMPUTE)
+            row_acc += tl.where(ok, wx * g, 0.0)
+        acc += wy * row_acc
+    tl.store(gx_ptr + n * sx_n + c * sx_c + iy * sx_h + ix * sx_w,
+             acc.to(gx_ptr.dtype.element_ty), mask=valid)
