@@ -1,0 +1,136 @@
+"""Reading COCO annotation files and COCO result files (iouType "bbox") into flat arrays.
+
+Follows pycocotools' selection: images are the annotation file's ``images`` (sorted
+ids), categories its ``categories`` (sorted ids); annotations and results of other
+images or categories are not evaluated. Result boxes are xywh; a result's area is
+``w * h`` and it is never a crowd (as ``COCO.loadRes``). A ground truth without
+``area`` gets ``w * h``, without ``iscrowd`` 0. Segmentation results are not supported
+(no masks here): a result list without ``bbox`` is rejected.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .coco_eval import CocoBoxes
+
+
+@dataclass
+class CocoGroundTruth:
+    """A COCO annotation file as arrays. ``image_ids`` / ``category_ids`` are sorted."""
+    image_ids: np.ndarray
+    category_ids: np.ndarray
+    category_names: list[str]
+    gt_image: np.ndarray
+    gt_category: np.ndarray
+    gt_xywh: np.ndarray
+    gt_area: np.ndarray
+    gt_crowd: np.ndarray
+    gt_id_nonzero: np.ndarray
+    gt_difficult: np.ndarray = field(default=None)
+
+
+def load_json(path, what: str):
+    """``json.load`` with errors that name the file and what it should be."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} file not found: {path}") from None
+    except IsADirectoryError:
+        raise ValueError(f"{what} file {path} is a directory, expected a COCO json file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{what} file {path} is not valid JSON: {error}") from None
+
+
+def _index_of(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """Position of each id in ``sorted_ids``, -1 where absent."""
+    if sorted_ids.size == 0:
+        return np.full(ids.shape, -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)
+    return np.where(sorted_ids[pos] == ids, pos, -1).astype(np.int64)
+
+
+def _boxes(records: list, source: str) -> np.ndarray:
+    if not records:
+        return np.zeros((0, 4), dtype=np.float64)
+    try:
+        boxes = np.array([r["bbox"] for r in records], dtype=np.float64)
+    except KeyError:
+        raise ValueError(f"{source}: every entry needs a 'bbox' [x, y, w, h] "
+                         "(segmentation results are not supported)") from None
+    except (TypeError, ValueError):
+        raise ValueError(f"{source}: 'bbox' must be 4 numbers [x, y, w, h]") from None
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"{source}: 'bbox' must be 4 numbers [x, y, w, h], got shape {list(boxes.shape)}")
+    return boxes
+
+
+def read_ground_truth(source) -> CocoGroundTruth:
+    """A COCO annotation file (path) or its already-loaded dict."""
+    name = source if isinstance(source, (str, os.PathLike)) else "ground truth"
+    data = load_json(source, "ground-truth annotation") if isinstance(source, (str, os.PathLike)) else source
+    if not isinstance(data, dict) or "images" not in data or "annotations" not in data:
+        raise ValueError(f"{name}: not a COCO annotation file (needs 'images', 'annotations' "
+                         "and 'categories' keys)")
+    try:
+        image_ids = np.unique(np.array([img["id"] for img in data["images"]], dtype=np.int64))
+        cats = sorted(data.get("categories", []), key=lambda c: c["id"])
+        category_ids = np.array([c["id"] for c in cats], dtype=np.int64)
+        names = [str(c.get("name", c["id"])) for c in cats]
+        anns = data["annotations"]
+        boxes = _boxes(anns, str(name))
+        gt_image = _index_of(np.array([a["image_id"] for a in anns], dtype=np.int64), image_ids)
+        gt_category = _index_of(np.array([a["category_id"] for a in anns], dtype=np.int64), category_ids)
+        area = np.array([a.get("area", np.nan) for a in anns], dtype=np.float64)
+        crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool)
+        ids = np.array([a.get("id", 1) for a in anns], dtype=np.int64)
+        difficult = np.array([bool(a.get("difficult", 0)) for a in anns], dtype=bool)
+    except KeyError as error:
+        raise ValueError(f"{name}: an entry is missing the key {error}") from None
+    missing_area = np.isnan(area)
+    area[missing_area] = boxes[missing_area, 2] * boxes[missing_area, 3]
+    # pycocotools evaluates only annotations of listed images: drop the others here
+    known = gt_image >= 0
+    category_ids_for_known = np.where(known, gt_category, -1)
+    return CocoGroundTruth(image_ids, category_ids, names, np.maximum(gt_image, 0), category_ids_for_known,
+                           boxes.reshape(-1, 4), area, crowd.reshape(-1), (ids != 0).reshape(-1),
+                           difficult.reshape(-1))
+
+
+def read_results(source, gt: CocoGroundTruth) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A COCO result file (a list of {image_id, category_id, bbox, score}) or that list:
+    (image index, category index (-1 when not evaluated), score, xywh boxes)."""
+    name = source if isinstance(source, (str, os.PathLike)) else "results"
+    data = load_json(source, "detection results") if isinstance(source, (str, os.PathLike)) else source
+    if isinstance(data, dict) and "annotations" in data:
+        data = data["annotations"]
+    if not isinstance(data, list):
+        raise ValueError(f"{name}: COCO results must be a list of "
+                         "{{image_id, category_id, bbox, score}} objects")
+    try:
+        boxes = _boxes(data, str(name))
+        image = np.array([d["image_id"] for d in data], dtype=np.int64)
+        category = np.array([d["category_id"] for d in data], dtype=np.int64)
+        score = np.array([d["score"] for d in data], dtype=np.float64)
+    except KeyError as error:
+        raise ValueError(f"{name}: a result is missing the key {error}") from None
+    except TypeError:
+        raise ValueError(f"{name}: COCO results must be a list of "
+                         "{image_id, category_id, bbox, score} objects") from None
+    image_index = _index_of(image, gt.image_ids)
+    if (image_index < 0).any():
+        bad = np.unique(image[image_index < 0])[:5].tolist()
+        raise ValueError(f"{name}: results refer to images that are not in the ground truth "
+                         f"(image ids {bad}); pycocotools refuses these too")
+    return image_index, _index_of(category, gt.category_ids), score, boxes
+
+
+def coco_boxes(gt: CocoGroundTruth, results) -> CocoBoxes:
+    image, category, score, boxes = results
+    return CocoBoxes(int(gt.image_ids.size), int(gt.category_ids.size), image, category, score, boxes,
+                     gt.gt_image, gt.gt_category, gt.gt_xywh, gt.gt_area, gt.gt_crowd, gt.gt_id_nonzero)
