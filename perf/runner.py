@@ -33,6 +33,7 @@ import argparse
 import datetime
 import importlib
 import json
+import math
 import os
 import platform
 import re
@@ -252,6 +253,8 @@ def run_case(case: BenchCase, device: torch.device, roofline: dict, n_sets: int 
         else:
             row["baselines"][fn_name] = entry
     del input_sets
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     ours_ms = row["ours"]["ms"]
     if ours_ms:
         for name, entry in row["baselines"].items():
@@ -465,7 +468,7 @@ def save_chart(report: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(10, 1.5 + 0.35 * max(len(rows), 1) * max(len(names), 1) ** 0.5))
     try:
         for j, name in enumerate(names):
-            values = [r["speedup"].get(name) or 0.0 for r in rows]
+            values = [r["speedup"].get(name) or math.nan for r in rows]  # NaN: no bar
             positions = [i + (j - (len(names) - 1) / 2) * height for i in range(len(rows))]
             ax.barh(positions, values, height=height, label=f"vs {name}")
         ax.axvline(1.0, color="black", linewidth=1)
@@ -570,6 +573,10 @@ def run(args: argparse.Namespace, command: str | None = None,
             print(f"error: --compare {args.compare}: no saved run at {path}", file=sys.stderr)
             return 2
         saved = json.loads(path.read_text())
+        if saved.get("size") != size:
+            print(f"error: --compare {args.compare} holds a '{saved.get('size')}' run, this one is "
+                  f"'{size}': pass the same --size", file=sys.stderr)
+            return 2
     failures: list[Failure] = []
     if cases is None:
         families = None
@@ -585,10 +592,10 @@ def run(args: argparse.Namespace, command: str | None = None,
     print(f"measuring the roofline on {device} ...", file=sys.stderr, flush=True)
     roofline = measure_roofline(device, quick=args.quick_roofline)
     report = run_benchmarks(
-        cases, device, size, roofline=roofline, n_sets=args.n_sets, min_time=args.min_time, skip_baselines=skip,
+        cases, device, size, roofline=roofline, n_sets=args.n_sets, min_time=args.min_time,
+        skip_baselines=skip, note=args.note, failures=failures,
         command=command if command is not None else command_from_args("python -m perf", args),
-        note=args.note,
-        failures=failures, progress=lambda text: print(f"  timing {text}", file=sys.stderr, flush=True))
+        progress=lambda text: print(f"  timing {text}", file=sys.stderr, flush=True))
     print("\n".join(describe(report)))
     print()
     print(format_table(report))
@@ -602,6 +609,11 @@ def run(args: argparse.Namespace, command: str | None = None,
     status = 2 if errors else 0
     if saved is not None:
         regressions, notes = compare(report, saved, args.threshold)
+        matched = {_key(r) for r in report["results"]} & {_key(r) for r in saved["results"]}
+        if not matched:
+            print(f"error: --compare {args.compare}: no case of this run is in the saved run, "
+                  f"nothing was compared", file=sys.stderr)
+            return 2
         for note in notes:
             print(f"compare: {note}")
         if regressions:

@@ -37,6 +37,5 @@ def test_benchmark(benchmark, perf, perf_function):
     benchmark.name = fn_name
     benchmark.extra_info.update(function=fn_name, bytes_moved=case.bytes_moved, flops=case.flops,
                                 device=str(perf.device), size=perf.size)
-    result = benchmark.pedantic(call, setup=lambda: (next(rotation), {}), rounds=perf.rounds,
-                                warmup_rounds=1)
-    assert result is not None, f"{fn_name} of {benchmark.group} returned nothing"
+    # fails when the function raises on any input set
+    benchmark.pedantic(call, setup=lambda: (next(rotation), {}), rounds=perf.rounds, warmup_rounds=1)
