@@ -5,6 +5,7 @@ from .dice_ce import dice_ce_loss, dice_ce_stats
 from .deconv import deconv_concat, deconv_skip
 from .box_iou import (box_iou, box_iou_threshold, box_overlap, complete_box_iou, distance_box_iou,
                       generalized_box_iou, unpack_bitmask)
+from .nms import batched_nms, batched_nms_padded, nms
 
 __all__ = [
     "upsample_bilinear_add",
@@ -12,4 +13,5 @@ __all__ = [
     "deconv_concat", "deconv_skip",
     "box_area", "box_convert", "box_iou", "box_iou_threshold", "box_overlap", "complete_box_iou",
     "distance_box_iou", "generalized_box_iou", "unpack_bitmask",
+    "nms", "batched_nms", "batched_nms_padded",
 ]
