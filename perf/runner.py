@@ -470,14 +470,15 @@ def save_chart(report: dict, path: Path) -> None:
         for j, name in enumerate(names):
             values = [r["speedup"].get(name) or math.nan for r in rows]  # NaN: no bar
             positions = [i + (j - (len(names) - 1) / 2) * height for i in range(len(rows))]
-            ax.barh(positions, values, height=height, label=f"vs {name}")
+            # from the 1x line: right of it ours is faster, left of it slower
+            ax.barh(positions, [v - 1 for v in values], left=1.0, height=height, label=f"vs {name}")
         ax.axvline(1.0, color="black", linewidth=1)
         ax.set_yticks(range(len(rows)))
         ax.set_yticklabels(labels, fontsize=7)
         ax.invert_yaxis()
         if rows and any(v for r in rows for v in r["speedup"].values()):
             ax.set_xscale("log")
-        ax.set_xlabel("speed-up of ours (baseline ms / ours ms, log scale)")
+        ax.set_xlabel("speed-up of ours = baseline ms / ours ms (log scale; right of 1: ours faster)")
         ax.set_title(f"{report.get('name', '')}: {report['device']['name']} ({report['size']})", fontsize=9)
         if names:
             ax.legend(fontsize=7, loc="lower right")

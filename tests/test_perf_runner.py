@@ -138,8 +138,15 @@ def test_compare_gate(saved_run, tmp_path, capsys):
     assert runner.run(parse("--compare", str(doctored_path), results_dir=results), cases=cases) == 1
     out = capsys.readouterr().out
     assert "REGRESSION" in out and "fake:sleepy N=16 float32" in out
-    # a baseline that does not exist is an error, not a pass
+    # a baseline that does not exist, of another size, or sharing no case: an error, not a pass
     assert runner.run(parse("--compare", "nope", results_dir=results), cases=cases) == 2
+    doctored_path.write_text(json.dumps(dict(doctored, size="full")))
+    assert runner.run(parse("--compare", str(doctored_path), results_dir=results), cases=cases) == 2
+    for row in doctored["results"]:
+        row["name"] += "_renamed"
+    doctored_path.write_text(json.dumps(doctored))
+    assert runner.run(parse("--compare", str(doctored_path), results_dir=results), cases=cases) == 2
+    assert "nothing was compared" in capsys.readouterr().err
 
 
 def _report(*ms: float | None) -> dict:
