@@ -1,0 +1,2 @@
+from .detection import MeanAveragePrecision  # noqa: F401  (detection mAP, COCO/VOC)
+from .pr_curves import plot_pr_curves  # noqa: F401
