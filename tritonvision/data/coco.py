@@ -6,10 +6,14 @@ import math
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .coco_masks import segmentation_mask
 from .images import PathLike, load_image
+
+VOID = 255
 
 
 def _load_json(path: Path) -> dict:
@@ -30,6 +34,23 @@ def _load_json(path: Path) -> dict:
     return data
 
 
+def _check_segmentation(seg, where: str) -> None:
+    if isinstance(seg, dict):
+        counts, size = seg.get("counts"), seg.get("size")
+        if not (isinstance(counts, (str, list)) and _number_list(size, 2)):
+            raise ValueError(f"{where} has an RLE 'segmentation' without 'counts' (list or "
+                             f"string) and 'size' [height, width]")
+        return
+    if not isinstance(seg, list) or not seg:
+        raise ValueError(f"{where} needs a 'segmentation' (polygons or RLE) when masks=True, "
+                         f"got {seg!r}"[:300])
+    for poly in seg:
+        if not (isinstance(poly, list) and len(poly) >= 6 and len(poly) % 2 == 0
+                and _number_list(poly, len(poly))):
+            raise ValueError(f"{where}: each polygon must be a flat list [x0, y0, x1, y1, ...] "
+                             f"of at least 3 points, got {str(poly)[:80]}")
+
+
 def _number_list(value, n: int) -> bool:
     return (isinstance(value, (list, tuple)) and len(value) == n
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -44,17 +65,23 @@ class CocoDetection(Dataset):
         annotation_json: the instances JSON (``images``, ``annotations``, ``categories``).
         transforms: optional ``transforms(image, target) -> (image, target)``.
         skip_crowd: drop ``iscrowd = 1`` annotations (default keeps them, flagged).
+        masks: also give a semantic ``mask`` built from each annotation's ``segmentation``
+            (polygons: pixels whose centre is inside; RLE: decoded as is). Objects are
+            painted largest first so smaller ones stay visible on top, with ``1 + label``;
+            crowd regions not covered by an object become 255 (void). Every annotation
+            must then have a ``segmentation``.
 
     Boxes: COCO ``bbox`` [x, y, w, h] -> xyxy pixels, clipped to the image; annotations with
     w <= 0 or h <= 0 after clipping are dropped. Labels: category ids sorted ascending and
     numbered 0..C-1 (``category_ids[label]`` is the COCO id, ``categories[label]`` its
     name). Target: ``boxes``, ``labels``, ``iscrowd`` int64 [K], ``image_id`` (the COCO
-    image id); no ``mask``. Every image in the JSON is a sample, including ones without
+    image id); ``mask`` only with ``masks=True``. Every image in the JSON is a sample, including ones without
     annotations, in the JSON's order.
     """
 
     def __init__(self, images_dir: PathLike, annotation_json: PathLike,
-                 transforms: Optional[Callable] = None, skip_crowd: bool = False):
+                 transforms: Optional[Callable] = None, skip_crowd: bool = False,
+                 masks: bool = False):
         self.images_dir = Path(images_dir)
         self.annotation_json = Path(annotation_json)
         if not self.images_dir.is_dir():
@@ -63,6 +90,7 @@ class CocoDetection(Dataset):
         data = _load_json(path)
         self.transforms = transforms
         self.skip_crowd = bool(skip_crowd)
+        self.masks = bool(masks)
 
         cats = []
         for i, c in enumerate(data["categories"]):
@@ -77,6 +105,7 @@ class CocoDetection(Dataset):
         self.categories = [c[1] for c in cats]
         self.category_id_to_label = {cid: i for i, cid in enumerate(self.category_ids)}
         self.num_classes = len(self.categories)
+        self.num_seg_classes = self.num_classes + 1
 
         self.images = []
         index_of = {}
@@ -103,9 +132,13 @@ class CocoDetection(Dataset):
             crowd = int(bool(ann.get("iscrowd", 0)))
             if crowd and self.skip_crowd:
                 continue
+            seg = ann.get("segmentation")
+            if self.masks:
+                _check_segmentation(seg, where)
             x, y, w, h = (float(v) for v in ann["bbox"])
             self._annotations[index_of[ann["image_id"]]].append(
-                (x, y, x + w, y + h, self.category_id_to_label[ann["category_id"]], crowd))
+                (x, y, x + w, y + h, self.category_id_to_label[ann["category_id"]], crowd,
+                 seg if self.masks else None, where))
 
     def __len__(self) -> int:
         return len(self.images)
@@ -125,9 +158,29 @@ class CocoDetection(Dataset):
             "iscrowd": torch.tensor([a[5] for a in anns], dtype=torch.int64)[keep],
             "image_id": int(info["id"]),
         }
+        if self.masks:
+            target["mask"] = self._semantic_mask(anns, h, w)
         if self.transforms is not None:
             image, target = self.transforms(image, target)
         return image, target
+
+    def _semantic_mask(self, anns, h: int, w: int) -> torch.Tensor:
+        objects, crowd = [], np.zeros((h, w), dtype=bool)
+        for a in anns:
+            try:
+                m = segmentation_mask(a[6], h, w)
+            except ValueError as e:
+                raise ValueError(f"{a[7]}: {e}") from None
+            if a[5]:
+                crowd |= m
+            else:
+                objects.append((int(m.sum()), a[4], m))
+        mask = np.zeros((h, w), dtype=np.int64)
+        mask[crowd] = VOID
+        # largest first, so a small object in front of a large one stays visible
+        for _, label, m in sorted(objects, key=lambda o: -o[0]):
+            mask[m] = label + 1
+        return torch.from_numpy(mask)
 
     def __repr__(self) -> str:
         return (f"CocoDetection({str(self.images_dir)!r}, {str(self.annotation_json)!r}: "

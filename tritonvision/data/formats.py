@@ -90,7 +90,8 @@ def open_dataset(spec: str, task: str, split: str = "train", **kwargs) -> Datase
     matches a folder named for the split: train/training, val/valid/validation,
     test/testing, optionally followed by digits, e.g. ``val2017``):
 
-    1. a ``.json`` file: COCO instances (det); images from ``images_dir=`` or, first that
+    1. a ``.json`` file: COCO instances (:class:`CocoDetection`; for seg with
+       ``masks=True``, semantic masks from the ``segmentation`` polygons/RLE); images from ``images_dir=`` or, first that
        exists, the sibling-of-parent folder named like the json stem without
        ``instances_`` (``annotations/instances_val2017.json`` -> ``val2017/``),
        ``images/<stem>``, ``<split>/``, ``images/<split>``, ``images/``, beside the
@@ -100,7 +101,7 @@ def open_dataset(spec: str, task: str, split: str = "train", **kwargs) -> Datase
        :class:`VOCDetection`, seg -> :class:`VOCSegmentation`; the image set is
        ``ImageSets/{Main,Segmentation}/<split>.txt`` when that file exists, else every
        annotation/mask.
-    3. a folder with ``annotations/*.json``: COCO (det) with the json whose name matches the
+    3. a folder with ``annotations/*.json``: COCO (as in 1) with the json whose name matches the
        split (``instances_train2017.json``, ``train.json``), or the only json there.
     4. det: YOLO (:class:`YoloDetection`) from ``<split>/images`` + ``<split>/labels``,
        else ``images/<split>`` + ``labels/<split>``, else ``images`` + ``labels``.
@@ -125,9 +126,8 @@ def open_dataset(spec: str, task: str, split: str = "train", **kwargs) -> Datase
         if path.suffix.lower() != ".json":
             raise ValueError(f"open_dataset: {path} is a file but not a COCO .json; pass a "
                              f"dataset folder (VOC, COCO, YOLO or images/ + masks/) instead")
-        if task != "det":
-            raise ValueError(f"open_dataset: COCO json {path} is read for detection only "
-                             f"(task='det'); for segmentation use VOC or images/ + masks/")
+        if task == "seg":
+            kwargs.setdefault("masks", True)
         images_dir = kwargs.pop("images_dir", None)
         if images_dir is None:
             images_dir = _coco_images_dir(path.parent.parent if path.parent.name == "annotations"
@@ -147,9 +147,8 @@ def open_dataset(spec: str, task: str, split: str = "train", **kwargs) -> Datase
     ann_dir = path / "annotations"
     jsons = sorted(ann_dir.glob("*.json")) if ann_dir.is_dir() else []
     if jsons:
-        if task != "det":
-            raise ValueError(f"open_dataset: {path} is a COCO folder (annotations/*.json), read "
-                             f"for detection only; task 'seg' needs VOC or images/ + masks/")
+        if task == "seg":
+            kwargs.setdefault("masks", True)
         matching = [j for j in jsons if _matches_split(j.stem, split)]
         if not matching and len(jsons) == 1:
             matching = jsons
