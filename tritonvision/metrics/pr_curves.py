@@ -66,7 +66,8 @@ def plot_pr_curves(result_or_metric, path, max_classes: int = 20, title: str | N
         else:
             envelope = np.maximum.accumulate(prec[::-1])[::-1] if prec.size else prec
             line, = ax.plot(rec, prec, ".", markersize=3)
-            ax.step(rec, envelope, where="post", color=line.get_color(), linewidth=1.2,
+            ax.step(np.concatenate([[0.0], rec]), np.concatenate([envelope[:1], envelope]), where="pre",
+                    color=line.get_color(), linewidth=1.2,
                     label=f"{name} (AP {ap:.3f})")
     if is_coco and curves:
         mean = np.mean(np.stack([c[2] for c in curves]), axis=0)
@@ -78,7 +79,7 @@ def plot_pr_curves(result_or_metric, path, max_classes: int = 20, title: str | N
     ax.set_title(title or default_title)
     ax.grid(True, alpha=0.3)
     if drawn:
-        ax.legend(loc="lower left", fontsize="small")
+        ax.legend(loc="upper right", fontsize="small")
     path = os.fspath(path)
     figure.savefig(path, format="png", dpi=dpi)
     return path
