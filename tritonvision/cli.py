@@ -12,6 +12,7 @@ import sys
 COMMANDS = {
     "info": "tritonvision.commands.info",
     "bench": "tritonvision.commands.bench",
+    "eval-detections": "tritonvision.commands.eval_detections",
 }
 
 
