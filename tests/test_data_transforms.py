@@ -183,3 +183,29 @@ def test_shapes_dataset_applies_transforms():
     for i in range(4):
         image, target = ds[i]
         assert image.shape == (3, 40, 40) and target["mask"].shape == (40, 40)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(deadline=None, max_examples=40)
+@given(h=st.integers(1, 40), w=st.integers(1, 40), ch=st.integers(1, 30), cw=st.integers(1, 30),
+       n=st.integers(0, 6), seed=st.integers(0, 2**31 - 1))
+def test_crop_and_flip_keep_boxes_valid_for_any_sizes(h, w, ch, cw, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n, 2, generator=g) * torch.tensor([w, h])
+    wh = torch.rand(n, 2, generator=g) * torch.tensor([w, h]) + 0.01
+    boxes = torch.cat([xy, torch.minimum(xy + wh, torch.tensor([float(w), float(h)]))], 1)
+    target = {"boxes": boxes, "labels": torch.arange(n), "mask": torch.zeros(h, w, dtype=torch.int64)}
+    image = torch.rand(3, h, w, generator=g)
+    out_img, out = RandomCrop((ch, cw), generator=g)(image, target)
+    assert out_img.shape == (3, ch, cw) and out["mask"].shape == (ch, cw)
+    b = out["boxes"]
+    assert b.shape == (len(out["labels"]), 4) and len(out["labels"]) <= n
+    assert ((b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])).all()
+    assert (b >= 0).all() and (b[:, 0::2] <= cw).all() and (b[:, 1::2] <= ch).all()
+    # padded rows/columns of the mask are void, the rest is the original background 0
+    assert set(out["mask"].unique().tolist()) <= {0, 255}
+    flipped = RandomHorizontalFlip(1.0)(out_img, out)[1]["boxes"]
+    assert torch.allclose(flipped[:, 2] - flipped[:, 0], b[:, 2] - b[:, 0], atol=1e-5)
+    assert torch.allclose(cw - flipped[:, 2], b[:, 0], atol=1e-5)  # float32 rounding of w - x
