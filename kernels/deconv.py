@@ -27,26 +27,31 @@ import triton.language as tl
 @triton.jit
 def deconv_phase_kernel(
         x_ptr, w_ptr, bias_ptr, skip_ptr, out_ptr,
-        B, CIN, H, W, COUT, HOUT, WOUT, QH, QW,
+        B, CIN, H, W, COUT, HOUT, WOUT, QH, QW, N_TILES,
         sxb, sxc, sxh, sxw, swi, swo, swh, sww,
         ssb, ssc, ssh, ssw, sob, soc, soh, sow,
         S: tl.constexpr, K: tl.constexpr, P: tl.constexpr, TAPS: tl.constexpr,
         HAS_BIAS: tl.constexpr, HAS_SKIP: tl.constexpr, RELU: tl.constexpr,
         DOT_FP32: tl.constexpr, PRECISION: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
-    """out = act(conv_transpose2d(x, weight) + bias + skip), one output phase per grid z.
+    """out = act(conv_transpose2d(x, weight) + bias + skip), phase by phase.
 
     Program (m-tile, n-tile, phase) computes BLOCK_M output pixels of phase
     (rh, rw) = divmod(phase, S) (pixel m = (b, i, j) -> output (i*S + oh0, j*S + ow0),
     QH x QW the largest phase extent, smaller phases masked) times BLOCK_N output
-    channels. The reduction runs over the phase's taps and CIN in BLOCK_K chunks.
+    channels. The reduction runs over the phase's taps and CIN in BLOCK_K chunks. For K == S
+    this is the tiled GEMM [B*H*W, CIN] x [CIN, K*K*COUT] with its N axis ordered (tap, c_out)
+    and the epilogue scattering each tap to its output pixels.
     Traffic per output pixel: CIN * TAPS^2 input reads (cached across the n-tiles),
     one skip read and one write; the weight tile is re-read per m-tile. At decoder
     sizes (CIN >= 64) it is compute-bound: flops = 2 * B*H*W * CIN * COUT * K^2.
     """
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
-    phase = tl.program_id(2)
+    # 1-D grid, phase fastest: the S*S phases (and the n-tiles) of one m-tile run side by side and
+    # share its input rows in L2, as the n-tiles of one GEMM row block would
+    pid = tl.program_id(0)
+    phase = pid % (S * S)
+    pid_n = (pid // (S * S)) % N_TILES
+    pid_m = pid // (S * S * N_TILES)
     rh = phase // S
     rw = phase % S
     # first output row/col of the phase ((oh0 + P) % S == rh) and the input row of its tap 0

@@ -98,10 +98,11 @@ def _launch_phase(x: Tensor, weight: Tensor, bias: Optional[Tensor], skip: Optio
         block_m, block_n, block_k = 128, _tile(cout, 32, 128), 32
         warps, stages = (8 if block_n == 128 else 4), 3
     sk = skip if skip is not None else out
-    grid = (triton.cdiv(b * qh * qw, block_m), triton.cdiv(cout, block_n), stride * stride)
+    n_tiles = triton.cdiv(cout, block_n)
+    grid = (triton.cdiv(b * qh * qw, block_m) * n_tiles * stride * stride,)
     kernels.deconv_phase_kernel[grid](
         x, weight, bias if bias is not None else weight, sk, out,
-        b, cin, h, w, cout, hout, wout, qh, qw,
+        b, cin, h, w, cout, hout, wout, qh, qw, n_tiles,
         *x.stride(), *weight.stride(), *sk.stride(), *out.stride(),
         S=stride, K=k, P=padding, TAPS=triton.cdiv(k, stride),
         HAS_BIAS=bias is not None, HAS_SKIP=skip is not None, RELU=relu, **_dot_args(x.dtype),
