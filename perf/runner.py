@@ -16,8 +16,10 @@ Timing:
   before it (inputs excluded, outputs and workspace included).
 * CPU: ``time.perf_counter`` around each call, one warm-up call per input set,
   then the median of at least ``MIN_REPS`` calls cycling through the sets (until
-  ``min_time`` seconds have been spent). Peak memory is not measured on CPU
-  (reported as ``-``).
+  ``min_time`` seconds have been spent), ours and the baselines of a case taking
+  turns call by call so a shared machine's changing load hits them alike. Peak
+  memory is not measured on CPU (reported as ``-``; tracemalloc does not see
+  torch's allocations).
 
 Roofline: at the start of a run the device's copy bandwidth (``dst.copy_(src)``,
 GB/s = 2 * bytes / time) and matmul rate (fp32, and bf16 on CUDA; TFLOP/s) are
@@ -152,6 +154,42 @@ def time_cpu(fn: Callable, input_sets: list[tuple], min_time: float = 0.05,
     return statistics.median(times) * 1e3
 
 
+def time_cpu_interleaved(functions: dict[str, Callable], input_sets: list[tuple], min_time: float = 0.05,
+                         min_reps: int = MIN_REPS, max_reps: int = MAX_REPS,
+                         ) -> dict[str, float | BaseException]:
+    """Median wall times in ms of several functions on CPU, timed in turn (one call of each,
+    then the next round) so that a machine whose load changes slows all of them alike.
+
+    Each function gets one warm-up call per input set; one that raises there is left out
+    and its exception returned in place of a time. Rounds go on until every function has
+    ``min_reps`` calls and ``min_time`` seconds of them (at most ``max_reps`` rounds).
+    """
+    results: dict[str, float | BaseException] = {}
+    calls: dict[str, Callable[[], Any]] = {}
+    for name, fn in functions.items():
+        try:
+            for inputs in input_sets:
+                fn(*inputs)
+            calls[name] = _cycling(fn, input_sets)
+        except Exception as error:  # reported by the caller, the others go on
+            results[name] = error
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    rounds = 0
+    while calls and rounds < max_reps and (rounds < min_reps or min(map(sum, times.values())) < min_time):
+        for name, call in list(calls.items()):
+            start = time.perf_counter()
+            try:
+                call()
+            except Exception as error:
+                results[name] = error
+                del calls[name], times[name]
+                continue
+            times[name].append(time.perf_counter() - start)
+        rounds += 1
+    results.update((name, statistics.median(t) * 1e3) for name, t in times.items())
+    return {name: results[name] for name in functions}
+
+
 def time_cuda(fn: Callable, input_sets: list[tuple], device: torch.device,
               warmup_ms: int = 25, rep_ms: int = 100) -> float:
     """Median time in ms of ``fn`` on CUDA with ``triton.testing.do_bench`` (which flushes
@@ -241,9 +279,16 @@ def run_case(case: BenchCase, device: torch.device, roofline: dict, n_sets: int 
         return row, failures
     functions = {"ours": case.ours}
     functions.update((name, fn) for name, fn in case.baselines.items() if name not in set(skip_baselines))
+    if device.type == "cpu":  # interleaved: a shared CPU's load changes under the run
+        measured = time_cpu_interleaved(functions, input_sets, min_time=min_time)
     for fn_name, fn in functions.items():
         try:
-            ms, peak = time_function(fn, input_sets, device, min_time=min_time)
+            if device.type == "cpu":
+                if isinstance(measured[fn_name], BaseException):
+                    raise measured[fn_name]
+                ms, peak = measured[fn_name], None
+            else:
+                ms, peak = time_function(fn, input_sets, device, min_time=min_time)
             entry = {"ms": ms, "peak_bytes": peak}
         except Exception as error:
             failures.append(Failure(case.family, fn_name, case.name, _error_text(error)))
@@ -323,8 +368,9 @@ def run_benchmarks(cases: list[BenchCase], device: torch.device, size: str, *, n
                   f"{n_sets} rotating input sets")
         memory = "torch.cuda.max_memory_allocated delta of one call (inputs excluded)"
     else:
-        method = (f"time.perf_counter median of >= {MIN_REPS} calls and >= {min_time} s, "
-                  f"after one warm-up call per input set, {n_sets} rotating input sets")
+        method = (f"time.perf_counter median of >= {MIN_REPS} calls and >= {min_time} s per function, "
+                  f"ours and the baselines interleaved call by call, after one warm-up call per "
+                  f"input set, {n_sets} rotating input sets")
         memory = "not measured on CPU"
     return {
         "schema": SCHEMA_VERSION,
