@@ -34,6 +34,12 @@ def _load_json(path: Path) -> dict:
     return data
 
 
+def _where(path: Path, i: int, ann) -> str:
+    """'file: annotations[i] (id N)', naming an annotation in errors."""
+    has_id = isinstance(ann, dict) and "id" in ann
+    return f"{path}: annotations[{i}]" + (f" (id {ann['id']})" if has_id else "")
+
+
 def _check_segmentation(seg, where: str) -> None:
     if isinstance(seg, dict):
         counts, size = seg.get("counts"), seg.get("size")
@@ -58,7 +64,7 @@ def _number_list(value, n: int) -> bool:
 
 
 class CocoDetection(Dataset):
-    """COCO instances JSON + images folder, as detection samples.
+    """COCO instances JSON + images folder, as detection (optionally also segmentation) samples.
 
     Args:
         images_dir: folder holding the files named by ``images[*].file_name``.
@@ -75,8 +81,8 @@ class CocoDetection(Dataset):
     w <= 0 or h <= 0 after clipping are dropped. Labels: category ids sorted ascending and
     numbered 0..C-1 (``category_ids[label]`` is the COCO id, ``categories[label]`` its
     name). Target: ``boxes``, ``labels``, ``iscrowd`` int64 [K], ``image_id`` (the COCO
-    image id); ``mask`` only with ``masks=True``. Every image in the JSON is a sample, including ones without
-    annotations, in the JSON's order.
+    image id); ``mask`` only with ``masks=True``. Every image in the JSON is a sample,
+    including ones without annotations, in the JSON's order.
     """
 
     def __init__(self, images_dir: PathLike, annotation_json: PathLike,
@@ -119,7 +125,7 @@ class CocoDetection(Dataset):
             self.images.append({"id": im["id"], "file_name": im["file_name"]})
         self._annotations = [[] for _ in self.images]
         for i, ann in enumerate(data["annotations"]):
-            where = f"{path}: annotations[{i}]" + (f" (id {ann.get('id')})" if isinstance(ann, dict) and "id" in ann else "")
+            where = _where(path, i, ann)
             if not isinstance(ann, dict):
                 raise ValueError(f"{where} is not an object")
             if ann.get("image_id") not in index_of:
@@ -138,7 +144,7 @@ class CocoDetection(Dataset):
             x, y, w, h = (float(v) for v in ann["bbox"])
             self._annotations[index_of[ann["image_id"]]].append(
                 (x, y, x + w, y + h, self.category_id_to_label[ann["category_id"]], crowd,
-                 seg if self.masks else None, where))
+                 seg if self.masks else None, i, ann.get("id")))
 
     def __len__(self) -> int:
         return len(self.images)
@@ -170,7 +176,8 @@ class CocoDetection(Dataset):
             try:
                 m = segmentation_mask(a[6], h, w)
             except ValueError as e:
-                raise ValueError(f"{a[7]}: {e}") from None
+                where = _where(self.annotation_json, a[7], {"id": a[8]} if a[8] is not None else None)
+                raise ValueError(f"{where}: {e}") from None
             if a[5]:
                 crowd |= m
             else:
