@@ -50,11 +50,12 @@ from typing import Any, Callable, Iterable
 import torch
 
 from perf.harness import BenchCase
-from perf.options import RESULTS_DIR, add_arguments
+from tritonvision.commands.bench import add_arguments
 
 PERF_DIR = Path(__file__).resolve().parent
 CASES_DIR = PERF_DIR / "cases"
 CASES_PACKAGE = "perf.cases"
+RESULTS_DIR = PERF_DIR / "results"
 SCHEMA_VERSION = 1
 MIN_REPS = 5
 """Fewest timed calls per function on CPU."""
@@ -605,7 +606,7 @@ def run(args: argparse.Namespace, command: str | None = None,
         return 2
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     size = args.size or ("full" if device.type == "cuda" else "small")
-    results_dir = Path(args.results_dir)
+    results_dir = Path(args.results_dir) if args.results_dir else RESULTS_DIR
     if args.threshold < 0:
         print("error: --threshold must be >= 0", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:  # perf/ is a source-tree package, not installed
 
 from perf import runner  # noqa: E402
 from perf.harness import BenchCase  # noqa: E402
-from perf.options import add_arguments  # noqa: E402
+from tritonvision.commands.bench import add_arguments  # noqa: E402
 
 CPU = torch.device("cpu")
 OURS_S, SLOW_S = 0.002, 0.006
@@ -252,7 +252,5 @@ def test_bench_command(tmp_path, capsys, monkeypatch):
 
     # installed without the source tree: a clear error, not a traceback
     monkeypatch.setattr(bench, "_perf_root", lambda: None)
-    import argparse
-
-    assert bench.run(argparse.Namespace()) == 2
+    assert cli.main(["bench", "--size", "small", "--device", "cpu"]) == 2
     assert "not installed with the package" in capsys.readouterr().err

@@ -22,16 +22,29 @@ def _perf_root() -> Path | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    root = _perf_root()
-    if root is None:
-        # keep --help working; run() explains what is missing
-        parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        return
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from perf.options import add_arguments as runner_arguments
-
-    runner_arguments(parser)
+    parser.add_argument("--ops", default=None,
+                        help="comma-separated families (perf/cases/<family>.py) to run; default all")
+    parser.add_argument("--size", choices=("small", "full"), default=None,
+                        help="'small' CPU smoke sizes or the 'full' GPU sizes (default: full on "
+                             "cuda, small on cpu)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="default: cuda if available, else cpu")
+    parser.add_argument("--save", metavar="NAME", default=None,
+                        help="save perf/results/<device-slug>/NAME.{json,md,png}")
+    parser.add_argument("--compare", metavar="NAME", default=None,
+                        help="compare ours with a saved run (NAME or a .json path); exit 1 when "
+                             "any case is more than --threshold slower")
+    parser.add_argument("--threshold", type=float, default=0.10,
+                        help="allowed slow-down for --compare, as a fraction (default 0.10)")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated baseline names not to time (e.g. 'compile')")
+    parser.add_argument("--n-sets", type=int, default=3, help="rotating input sets per case (default 3)")
+    parser.add_argument("--min-time", type=float, default=0.05,
+                        help="CPU: least seconds of timed calls per function (default 0.05)")
+    parser.add_argument("--note", default="", help="free text stored with the results (e.g. the machine)")
+    # for tests: another results folder, and a small (cache-resident, so flattering) roofline
+    parser.add_argument("--results-dir", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--quick-roofline", action="store_true", help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
               "perf/ beside it. Install from a source checkout (git clone ...; pip install -e .) "
               "and run `tritonvision bench` (or `python -m perf`) there.", file=sys.stderr)
         return 2
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
     from perf.runner import command_from_args, run as run_benchmarks
 
     if len(sys.argv) > 1 and sys.argv[1] == "bench":  # the real command line
