@@ -254,3 +254,35 @@ def test_bench_command(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench, "_perf_root", lambda: None)
     assert cli.main(["bench", "--size", "small", "--device", "cpu"]) == 2
     assert "not installed with the package" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_runner_on_cuda(tmp_path):
+    """do_bench timing, the max_memory_allocated peak and the bf16 roofline on a GPU."""
+    cuda = torch.device("cuda")
+    n = 1 << 22
+    case = BenchCase(family="fake", name="double", shape=f"N={n}", dtype="float32",
+                     make_inputs=lambda k: (torch.full((n,), float(k), device=cuda),),
+                     ours=lambda x: x * 2, baselines={"two_ops": lambda x: (x + x) * 1.0},
+                     bytes_moved=8 * n)
+    args = parse("--save", "gpu", "--size", "small", results_dir=tmp_path)
+    args.device = "cuda"
+    assert runner.run(args, cases=[case]) == 0
+    (saved,) = tmp_path.glob("*/gpu.json")
+    report = json.loads(saved.read_text())
+    assert report["device"]["type"] == "cuda" and report["size"] == "small"
+    assert report["roofline"]["matmul_tflops_bf16"] > report["roofline"]["matmul_tflops_fp32"] > 0
+    row = report["results"][0]
+    assert row["ours"]["ms"] > 0
+    assert row["ours"]["peak_bytes"] >= 4 * n  # the output at least
+    assert row["baselines"]["two_ops"]["peak_bytes"] >= 8 * n  # x + x, then * 1.0
+    assert 0 < row["gbps_fraction"] < 1.5
+
+    from perf.cases import box_iou
+
+    for bench_case in box_iou.cases(cuda, "small"):
+        a, b = bench_case.make_inputs(0)
+        assert a.is_cuda
+        ours, expected = bench_case.ours(a, b), bench_case.baselines["torchvision"](a, b)
+        if bench_case.name != "box_iou_threshold":
+            torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
