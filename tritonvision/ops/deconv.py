@@ -81,6 +81,11 @@ def _dot_args(dtype: torch.dtype) -> dict:
     return dict(DOT_FP32=KERNEL_TEST_MODE, PRECISION="tf32" if tf32 or dtype != torch.float32 else "ieee")
 
 
+def _stages(dtype: torch.dtype) -> int:
+    """Software-pipeline depth: 128x32 + 32x128 fp32 tiles x 3 stages would need 96 KiB of shared memory."""
+    return 3 if dtype.itemsize < 4 else 2
+
+
 def _tile(n: int, lo: int, hi: int) -> int:
     return max(lo, min(hi, triton.next_power_of_2(max(n, 1))))
 
@@ -96,7 +101,7 @@ def _launch_phase(x: Tensor, weight: Tensor, bias: Optional[Tensor], skip: Optio
         block_m, block_n, block_k, warps, stages = 16, 16, 16, 4, 1
     else:
         block_m, block_n, block_k = 128, _tile(cout, 32, 128), 32
-        warps, stages = (8 if block_n == 128 else 4), 3
+        warps, stages = (8 if block_n == 128 else 4), _stages(x.dtype)
     sk = skip if skip is not None else out
     n_tiles = triton.cdiv(cout, block_n)
     grid = (triton.cdiv(b * qh * qw, block_m) * n_tiles * stride * stride,)
@@ -227,7 +232,7 @@ def _backward_triton(grad: Tensor, x: Tensor, weight: Tensor, stride: int, paddi
             grad, weight, grad_x, b, cin, h, w, cout, hout, wout,
             *grad.stride(), *weight.stride(), *grad_x.stride(),
             S=stride, K=k, P=padding, **dot, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
-            num_warps=warps, num_stages=1 if small else 3)
+            num_warps=warps, num_stages=1 if small else _stages(x.dtype))
     if need_weight:
         block_m, block_n, block_p = (16, 16, 16) if small else (_tile(cin, 32, 128), _tile(cout, 32, 128), 32)
         warps = 4 if small or block_m * block_n < 128 * 128 else 8
@@ -243,7 +248,7 @@ def _backward_triton(grad: Tensor, x: Tensor, weight: Tensor, stride: int, paddi
             x, grad, part, b, cin, h, w, cout, hout, wout, chunk, split,
             *x.stride(), *grad.stride(),
             S=stride, K=k, P=padding, **dot, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_P=block_p,
-            num_warps=warps, num_stages=1 if small else 3)
+            num_warps=warps, num_stages=1 if small else _stages(x.dtype))
         grad_w = part.sum(0).to(weight.dtype)
     return grad_x, grad_w
 
