@@ -41,7 +41,7 @@ BITS_PER_WORD = kernels.BITS_PER_WORD
 PRE_NMS_TOP_K = 4096
 """batched_nms_padded considers at most this many (box, class) candidates per image:
 the highest-scoring ones above the score threshold (``torch.topk``, fixed k)."""
-CPU_BLOCK = 64
+CPU_BLOCK = 256
 """Boxes resolved together per step of the CPU scan."""
 
 
@@ -63,16 +63,44 @@ def _exact_threshold(iou_threshold: float, compute: torch.dtype) -> float:
 
 
 # ----------------------------------------------------------------------------- CPU scan
-def _hits(a: Tensor, b: Tensor, area_a: Tensor, area_b: Tensor, threshold: float) -> Tensor:
-    """IoU(a[i], b[j]) > threshold for [k, 4] x [m, 4] boxes: torchvision's arithmetic."""
-    w = torch.minimum(a[:, None, 2], b[None, :, 2])
-    w.sub_(torch.maximum(a[:, None, 0], b[None, :, 0])).clamp_(min=0)
-    h = torch.minimum(a[:, None, 3], b[None, :, 3])
-    h.sub_(torch.maximum(a[:, None, 1], b[None, :, 1])).clamp_(min=0)
+def _iou_above(a: tuple[Tensor, ...], b: tuple[Tensor, ...], threshold: float) -> Tensor:
+    """IoU(a, b) > threshold for broadcastable coordinate columns (x1, y1, x2, y2, area):
+    torchvision's arithmetic, inter / (area_a + area_b - inter), so an empty union
+    gives NaN (no hit)."""
+    w = torch.minimum(a[2], b[2])
+    w.sub_(torch.maximum(a[0], b[0])).clamp_(min=0)
+    h = torch.minimum(a[3], b[3])
+    h.sub_(torch.maximum(a[1], b[1])).clamp_(min=0)
     inter = w.mul_(h)
-    union = area_a[:, None] + area_b[None, :]
+    union = a[4] + b[4]
     union.sub_(inter)
     return inter.div_(union) > threshold
+
+
+def _rows(cols: Tensor) -> tuple[Tensor, ...]:
+    return tuple(c[:, None] for c in cols.unbind(0))
+
+
+def _columns(cols: Tensor) -> tuple[Tensor, ...]:
+    return tuple(c[None, :] for c in cols.unbind(0))
+
+
+def _suppressed(a: Tensor, b: Tensor, threshold: float) -> Tensor:
+    """[m] bool: box j of ``b`` has IoU > threshold with some box of ``a`` ([5, k], [5, m] columns).
+
+    For threshold >= 0 only pairs that overlap along x can hit (otherwise inter = 0
+    and IoU is 0 or NaN), so a cheap comparison picks the candidate pairs and the
+    exact IoU runs on those alone when they are few (sparse scenes)."""
+    if threshold >= 0:
+        candidates = (b[0][None, :] < a[2][:, None]) & (b[2][None, :] > a[0][:, None])
+        pairs = candidates.nonzero()
+        if pairs.shape[0] * 3 < candidates.numel():
+            i, j = pairs.unbind(1)
+            hit = _iou_above(a.index_select(1, i).unbind(0), b.index_select(1, j).unbind(0), threshold)
+            out = torch.zeros(b.shape[1], dtype=torch.bool)
+            out[j[hit]] = True
+            return out
+    return _iou_above(_rows(a), _columns(b), threshold).any(0)
 
 
 def _greedy_block(hit: Tensor) -> Tensor:
@@ -97,16 +125,20 @@ def _scan_image_torch(boxes: Tensor, removed: Tensor, seg_end: Tensor, threshold
     vectorised.
     """
     m = boxes.shape[0]
+    if threshold != threshold:  # NaN: no IoU is above it
+        return ~removed
     keep = torch.zeros(m, dtype=torch.bool)
     removed = removed.clone()
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    cols = torch.cat([boxes.t(), area[None]]).contiguous()          # [5, M]: x1, y1, x2, y2, area
     segmented = bool((seg_end < m).any())
     for start in range(0, m, CPU_BLOCK):
         end = min(start + CPU_BLOCK, m)
         alive = (~removed[start:end]).nonzero().squeeze(1) + start
         if alive.numel() == 0:
             continue
-        hit = _hits(boxes[alive], boxes[alive], area[alive], area[alive], threshold).triu_(1)
+        block = cols[:, alive]
+        hit = _iou_above(_rows(block), _columns(block), threshold).triu_(1)
         if segmented:
             hit &= seg_end[alive][:, None] == seg_end[alive][None, :]
         kept = alive[_greedy_block(hit)]
@@ -117,10 +149,12 @@ def _scan_image_torch(boxes: Tensor, removed: Tensor, seg_end: Tensor, threshold
         later = (~removed[end:stop]).nonzero().squeeze(1) + end
         if later.numel() == 0:
             continue
-        hit = _hits(boxes[kept], boxes[later], area[kept], area[later], threshold)
         if segmented:
+            hit = _iou_above(_rows(cols[:, kept]), _columns(cols[:, later]), threshold)
             hit &= seg_end[kept][:, None] == seg_end[later][None, :]
-        removed[later[hit.any(0)]] = True
+            removed[later[hit.any(0)]] = True
+        else:
+            removed[later[_suppressed(cols[:, kept], cols[:, later], threshold)]] = True
     return keep
 
 
