@@ -238,8 +238,10 @@ def evaluate(boxes: CocoBoxes, iou_thresholds=IOU_THRESHOLDS, max_dets=MAX_DETS,
         cat_start = np.searchsorted(d_cat[order_m], np.arange(K + 1))
         n_k = np.diff(cat_start)
         # non-ignored count up to each position, as if nothing matched (area range only)
-        base_cum = np.cumsum(~d_out[:, order_m], axis=1)
-        before = np.where(cat_start[:-1] > 0, base_cum[:, np.maximum(cat_start[:-1] - 1, 0)], 0)
+        # (column j + 1 holds the count over positions 0..j)
+        base_cum = np.zeros((A, order_m.size + 1), dtype=np.int64)
+        np.cumsum(~d_out[:, order_m], axis=1, out=base_cum[:, 1:])
+        before = base_cum[:, cat_start[:-1]]
 
         sel = d_rank[hits_det] < md
         h_row, h_det = hits_row[sel], hits_det[sel]
@@ -249,7 +251,7 @@ def evaluate(boxes: CocoBoxes, iou_thresholds=IOU_THRESHOLDS, max_dets=MAX_DETS,
         h_row, h_det, h_area, h_cat, h_pos, h_group = (h_row[o], h_det[o], h_area[o], h_cat[o],
                                                        h_pos[o], h_group[o])
         h_tp, h_delta = hit_tp[sel][o], hit_delta[sel][o]
-        nonignored = base_cum[h_area, h_pos] - before[h_area, h_cat] + _segment_cumsum(h_delta, h_group)
+        nonignored = base_cum[h_area, h_pos + 1] - before[h_area, h_cat] + _segment_cumsum(h_delta, h_group)
         # true positives: their count within the group, precision there, its suffix max
         tp_group, tp_det = h_group[h_tp], h_det[h_tp]
         tp_count = _segment_cumsum(np.ones(tp_group.size, dtype=np.int64), tp_group)
