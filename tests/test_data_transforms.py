@@ -142,16 +142,37 @@ def test_random_crop_drops_boxes_outside_and_handles_no_boxes():
     assert out["boxes"].shape == (0, 4) and out["labels"].shape == (0,)
 
 
-def test_random_scale_range_and_boxes_follow_mask():
+def _naive_nearest(mask, out_h, out_w):
+    """Output pixel (r, c) takes the source pixel under its centre, in exact fractions."""
+    from fractions import Fraction
+    h, w = mask.shape
+    rows = [min(int((Fraction(2 * r + 1, 2) * h) / out_h), h - 1) for r in range(out_h)]
+    cols = [min(int((Fraction(2 * c + 1, 2) * w) / out_w), w - 1) for c in range(out_w)]
+    return mask[rows][:, cols]
+
+
+def test_random_scale_range_mask_sampling_and_boxes():
     scale = RandomScale(0.5, 1.5, seed=int(torch.randint(0, 1000, ()).item()))
     for image, target in _lone_object_samples(8, size=40):
         out_img, out = scale(image, target)
         h, w = out_img.shape[-2:]
         assert 20 <= h <= 60 and h == w and out["mask"].shape == (h, w)
+        assert torch.equal(out["mask"], _naive_nearest(target["mask"], h, w))
         assert torch.allclose(out["boxes"], target["boxes"] * (h / 40))
+        # a pixel is kept when the source pixel under its centre is the object's, so every
+        # object pixel lies within the scaled box grown by half a pixel
         ext = _extent(out["mask"], int(target["labels"][0]) + 1)
-        if ext is not None:  # nearest resampling moves an edge by at most one pixel
-            assert np.abs(np.array(ext) - out["boxes"][0].numpy()).max() <= 1.0 + 1e-4
+        if ext is not None:
+            b = out["boxes"][0].numpy()
+            assert ext[0] >= b[0] - 0.5 - 1e-4 and ext[1] >= b[1] - 0.5 - 1e-4
+            assert ext[2] <= b[2] + 0.5 + 1e-4 and ext[3] <= b[3] + 0.5 + 1e-4
+
+
+def test_nearest_resize_is_exact_at_awkward_ratios():
+    mask = torch.arange(40 * 40).reshape(40, 40)
+    for out in (27, 13, 1, 39, 41, 97):
+        assert torch.equal(Resize(out)(torch.zeros(3, 40, 40), {"mask": mask})[1]["mask"],
+                           _naive_nearest(mask, out, out))
 
 
 def test_compose_runs_in_order_and_input_target_is_not_modified():

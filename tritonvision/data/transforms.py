@@ -66,9 +66,10 @@ def _keep_objects(target: dict, keep: Tensor) -> None:
 
 
 def _nearest_indices(out_size: int, in_size: int) -> Tensor:
-    """Source index of each output pixel centre (the 'nearest-exact' rule)."""
-    idx = ((torch.arange(out_size, dtype=torch.float64) + 0.5) * (in_size / out_size)).floor()
-    return idx.long().clamp_(0, in_size - 1)
+    """Source index of each output pixel centre (the 'nearest-exact' rule):
+    floor((c + 0.5) * in / out), in exact integer arithmetic."""
+    c = torch.arange(out_size, dtype=torch.int64)
+    return ((2 * c + 1) * in_size // (2 * out_size)).clamp_(0, in_size - 1)
 
 
 def resize_sample(image: Tensor, target: dict, size: "tuple[int, int]") -> "tuple[Tensor, dict]":
