@@ -22,8 +22,13 @@ import triton.language as tl
 
 @triton.jit
 def _ratio(a, b, COMPUTE: tl.constexpr):
-    """a / b of two integer sizes in COMPUTE (sizes may arrive as constexpr 1)."""
-    return tl.cast(a, COMPUTE) / tl.cast(b, COMPUTE)
+    """a / b of two integer sizes in COMPUTE, correctly rounded as PyTorch's
+    ``(float)in / out`` (fp32 ``/`` is approximate on GPU). Sizes may arrive as constexpr 1."""
+    if COMPUTE == tl.float64:
+        ratio = tl.cast(a, tl.float64) / tl.cast(b, tl.float64)
+    else:
+        ratio = tl.math.div_rn(tl.cast(a, tl.float32), tl.cast(b, tl.float32))
+    return ratio
 
 
 @triton.jit
@@ -31,11 +36,22 @@ def _source_index(dst, scale, in_size, COMPUTE: tl.constexpr):
     """Input neighbours (i0, i1) and their weights (l0, l1) of output positions ``dst``."""
     src = scale * (dst.to(COMPUTE) + 0.5) - 0.5
     src = tl.maximum(src, 0.0)
-    i0 = tl.minimum(src.to(tl.int64), in_size - 1)        # src >= 0: truncation is floor
+    i0 = tl.minimum(src.to(dst.dtype), in_size - 1)       # src >= 0: truncation is floor
     i1 = tl.where(i0 < in_size - 1, i0 + 1, i0)
     l1 = src - i0.to(COMPUTE)
     l0 = 1.0 - l1
     return i0, i1, l0, l1
+
+
+@triton.jit
+def _block_offsets(BLOCK: tl.constexpr, WIDE: tl.constexpr):
+    """This program's flat element offsets: int64 when WIDE (some tensor spans 2**31
+    elements or more), else int32, whose divisions are far cheaper on GPU."""
+    if WIDE:
+        offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    else:
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    return offs
 
 
 @triton.jit
@@ -62,7 +78,7 @@ def _unravel(offs, C, H, W, CHANNELS_LAST: tl.constexpr):
 def upsample_bilinear_add_kernel(
         x_ptr, skip_ptr, out_ptr, total, C, h, w, H, W,
         sx_n, sx_c, sx_h, sx_w, ss_n, ss_c, ss_h, ss_w, so_n, so_c, so_h, so_w,
-        CHANNELS_LAST: tl.constexpr, COMPUTE: tl.constexpr, BLOCK: tl.constexpr):
+        CHANNELS_LAST: tl.constexpr, COMPUTE: tl.constexpr, WIDE: tl.constexpr, BLOCK: tl.constexpr):
     """out = bilinear_upsample(x [N, C, h, w] -> [N, C, H, W]) + skip [N, C, H, W].
 
     One program writes BLOCK output elements. Per output element: 4 gathered
@@ -71,7 +87,7 @@ def upsample_bilinear_add_kernel(
     is |x| + |skip| + |out| bytes, against |x| + 2|up| + |skip| + |out| for
     eager interpolate-then-add (which writes and re-reads the upsampled tensor).
     """
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    offs = _block_offsets(BLOCK, WIDE)
     valid = offs < total
     n, c, oy, ox = _unravel(offs, C, H, W, CHANNELS_LAST)
     y0, y1, ly0, ly1 = _source_index(oy, _ratio(h, H, COMPUTE), h, COMPUTE)
@@ -96,35 +112,38 @@ def _weight_to(i, dst, scale, in_size, COMPUTE: tl.constexpr):
 
 @triton.jit
 def upsample_bilinear_backward_kernel(
-        grad_ptr, gx_ptr, total, C, h, w, H, W, steps_y, steps_x,
+        grad_ptr, gx_ptr, total, C, h, w, H, W,
         sg_n, sg_c, sg_h, sg_w, sx_n, sx_c, sx_h, sx_w,
-        CHANNELS_LAST: tl.constexpr, COMPUTE: tl.constexpr, BLOCK: tl.constexpr):
+        CHANNELS_LAST: tl.constexpr, COMPUTE: tl.constexpr, STEPS_Y: tl.constexpr,
+        STEPS_X: tl.constexpr, WIDE: tl.constexpr, BLOCK: tl.constexpr):
     """grad_x [N, C, h, w] = adjoint of bilinear upsampling applied to grad [N, C, H, W].
 
-    A deterministic gather (no atomics): one program owns BLOCK elements of
-    grad_x; for input row i it visits the ``steps_y`` candidate output rows
-    starting at floor((i - 0.5) * H / h - 0.5) (every row whose i0 or i1 is i lies
-    there; steps_y = floor(2H / h) + 3 leaves a margin for rounding), and the
-    same for columns. Each candidate's weight is recomputed with the forward's
-    own formula, so the result is the exact transpose of the forward; candidates
-    of weight 0 are masked out of the loads and cost no memory traffic. Reads
-    each grad element about 4 times (from cache), writes grad_x once.
+    A deterministic gather (no atomics): one program owns BLOCK elements of grad_x.
+    Input row i feeds exactly the output rows Y whose source lies in [i - 1, i + 1),
+    i.e. Y in [lo, lo + 2H/h) with lo = (i - 0.5) * H / h - 0.5 (rows clamped to
+    source 0 are in that range too); starting at floor(lo), STEPS_Y = floor(2H/h) + 2
+    candidates cover it, with float rounding of lo. Same for columns. Each
+    candidate's weight is recomputed with the forward's own formula, so the result
+    is the exact transpose of the forward; candidates of weight 0 are masked out of
+    the loads and cost no memory traffic. The loops unroll (STEPS constexpr), so the
+    column weights are computed once per element. Reads each grad element about 4
+    times (from cache), writes grad_x once.
     """
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    offs = _block_offsets(BLOCK, WIDE)
     valid = offs < total
     n, c, iy, ix = _unravel(offs, C, h, w, CHANNELS_LAST)
     scale_y = _ratio(h, H, COMPUTE)
     scale_x = _ratio(w, W, COMPUTE)
-    start_y = tl.maximum(tl.floor((iy.to(COMPUTE) - 0.5) * _ratio(H, h, COMPUTE) - 0.5).to(tl.int64), 0)
-    start_x = tl.maximum(tl.floor((ix.to(COMPUTE) - 0.5) * _ratio(W, w, COMPUTE) - 0.5).to(tl.int64), 0)
+    start_y = tl.maximum(tl.floor((iy.to(COMPUTE) - 0.5) * _ratio(H, h, COMPUTE) - 0.5).to(iy.dtype), 0)
+    start_x = tl.maximum(tl.floor((ix.to(COMPUTE) - 0.5) * _ratio(W, w, COMPUTE) - 0.5).to(ix.dtype), 0)
     base = grad_ptr + n * sg_n + c * sg_c
     acc = tl.zeros([BLOCK], dtype=COMPUTE)
-    for dy in range(0, steps_y):
+    for dy in tl.static_range(STEPS_Y):
         oy = start_y + dy
         wy = _weight_to(iy, oy, scale_y, h, COMPUTE)
         row_ok = valid & (oy < H) & (wy != 0.0)
         row_acc = tl.zeros([BLOCK], dtype=COMPUTE)
-        for dx in range(0, steps_x):
+        for dx in tl.static_range(STEPS_X):
             ox = start_x + dx
             wx = _weight_to(ix, ox, scale_x, w, COMPUTE)
             ok = row_ok & (ox < W) & (wx != 0.0)

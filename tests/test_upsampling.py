@@ -262,6 +262,33 @@ def test_upsample_bilinear_add_float64_and_channels_last_grad_exact():
 
 
 @pytest.mark.kernel
+@pytest.mark.parametrize("rows,cols", [((1, 2), (1, 3)), ((2, 4), (3, 7)), ((5, 3), (4, 4)),
+                                       ((3, 13), (2, 9)), ((4, 15), (7, 29)), ((6, 7), (5, 17))])
+def test_upsample_bilinear_backward_gather_window_misses_no_output(rows, cols):
+    # any size pair, up- or down-sampling: every output pixel feeding an input pixel lies
+    # in the kernel's candidate window (a missed one would break the float64 equality)
+    (h, H), (w, W) = rows, cols
+    g = torch.randn(1, 2, H, W, dtype=torch.float64)
+    grad_x = torch.ops.tritonvision.upsample_bilinear_backward(g, h, w)
+    torch.testing.assert_close(grad_x, bilinear_matrix(h, H).T @ g @ bilinear_matrix(w, W),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.kernel
+def test_upsample_bilinear_add_int64_indexing_path(monkeypatch):
+    # the int64-offset variant (tensors of 2**31+ elements) on a small input
+    import tritonvision.ops.upsample as upsample_ops
+    monkeypatch.setattr(upsample_ops, "_wide", lambda *tensors: True)
+    x = torch.randn(1, 2, 3, 5, dtype=torch.float64, requires_grad=True)
+    skip = torch.randn(1, 2, 6, 9, dtype=torch.float64).to(memory_format=torch.channels_last)
+    out = upsample_bilinear_add(x, skip)
+    ref, adjoint = reference_upsample_add(x.detach(), skip)
+    torch.testing.assert_close(out, ref, **TOL[torch.float64])
+    g = torch.randn(1, 2, 6, 9, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad(out, x, g)[0], adjoint(g), **TOL[torch.float64])
+
+
+@pytest.mark.kernel
 def test_upsample_bilinear_add_one_pixel_and_identity_scale():
     x = torch.randn(2, 2, 1, 1)
     skip = torch.randn(2, 2, 2, 2)

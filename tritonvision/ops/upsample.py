@@ -35,6 +35,12 @@ def _tl_compute_dtype(dtype: torch.dtype):
     return triton.language.float64 if dtype == torch.float64 else triton.language.float32
 
 
+def _wide(*tensors: Tensor) -> bool:
+    """True when some element offset reaches 2**31: the kernels then index in int64."""
+    return any(sum((size - 1) * abs(stride) for size, stride in zip(t.shape, t.stride())) >= 2 ** 31 - 1
+               or t.numel() >= 2 ** 31 - 1 for t in tensors)
+
+
 def _channels_last(t: Tensor) -> bool:
     """Walk ``t`` in NHWC order (its memory order) rather than NCHW."""
     return (not t.is_contiguous()) and t.is_contiguous(memory_format=torch.channels_last)
@@ -59,7 +65,8 @@ def _forward_triton(x: Tensor, skip: Tensor) -> Tensor:
     kernels.upsample_bilinear_add_kernel[grid](
         x, skip, out, out.numel(), c, h, w, H, W,
         *x.stride(), *skip.stride(), *out.stride(),
-        CHANNELS_LAST=_channels_last(out), COMPUTE=_tl_compute_dtype(x.dtype), BLOCK=BLOCK)
+        CHANNELS_LAST=_channels_last(out), COMPUTE=_tl_compute_dtype(x.dtype), WIDE=_wide(x, skip, out),
+        BLOCK=BLOCK)
     return out
 
 
@@ -94,13 +101,14 @@ def _backward_triton(grad: Tensor, in_h: int, in_w: int) -> Tensor:
         return grad_x
     if grad.numel() == 0:
         return grad_x.zero_()
-    steps_y = 2 * H // in_h + 3
-    steps_x = 2 * W // in_w + 3
+    # candidate output rows / columns per input one (see the kernel's docstring)
+    steps_y = 2 * H // in_h + 2
+    steps_x = 2 * W // in_w + 2
     grid = (triton.cdiv(grad_x.numel(), BLOCK),)
     kernels.upsample_bilinear_backward_kernel[grid](
-        grad, grad_x, grad_x.numel(), c, in_h, in_w, H, W, steps_y, steps_x,
-        *grad.stride(), *grad_x.stride(),
-        CHANNELS_LAST=_channels_last(grad_x), COMPUTE=_tl_compute_dtype(grad.dtype), BLOCK=BLOCK)
+        grad, grad_x, grad_x.numel(), c, in_h, in_w, H, W, *grad.stride(), *grad_x.stride(),
+        CHANNELS_LAST=_channels_last(grad_x), COMPUTE=_tl_compute_dtype(grad.dtype),
+        STEPS_Y=steps_y, STEPS_X=steps_x, WIDE=_wide(grad, grad_x), BLOCK=BLOCK)
     return grad_x
 
 
