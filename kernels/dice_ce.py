@@ -40,13 +40,15 @@ def _softmax_tile(x_ptr, y_ptr, b, offs_s, C, S, ignore_index,
     """Load a [BLOCK_C, BLOCK_S] tile of logits of sample b and its labels.
 
     Returns p, logp (padded classes: p = 0, logp = -inf), the label-hit mask
-    ``hit[c, s] = valid[s] & (y[s] == c)`` and the valid mask over [BLOCK_C, BLOCK_S].
+    ``hit[c, s] = valid[s] & (y[s] == c)``, the valid mask over [BLOCK_C, BLOCK_S] and
+    the [BLOCK_S] mask of labels outside [0, C) that are not ignore_index.
     """
     offs_c = tl.arange(0, BLOCK_C)
     in_c = offs_c < C
     in_s = offs_s < S
     y = tl.load(y_ptr + b * S + offs_s, mask=in_s, other=0).to(tl.int64)
-    valid = in_s & (y != ignore_index) & (y >= 0) & (y < C)
+    counted = in_s & (y != ignore_index)
+    valid = counted & (y >= 0) & (y < C)
     tile_in = in_c[:, None] & in_s[None, :]
     x = tl.load(x_ptr + b * C * S + offs_c[:, None].to(tl.int64) * S + offs_s[None, :], mask=tile_in, other=0.0)
     x = tl.where(in_c[:, None], x.to(COMPUTE), float("-inf"))
@@ -58,20 +60,22 @@ def _softmax_tile(x_ptr, y_ptr, b, offs_s, C, S, ignore_index,
     logp = shifted - tl.log(denom)[None, :]
     valid2d = valid[None, :] & in_c[:, None]
     hit = valid2d & (offs_c[:, None] == y[None, :])
-    return p, logp, hit, valid2d
+    return p, logp, hit, valid2d, counted & ~valid
 
 
 @triton.jit
-def dice_ce_stats_kernel(x_ptr, y_ptr, part_ptr, C, S, ignore_index, programs_per_sample,
+def dice_ce_stats_kernel(x_ptr, y_ptr, part_ptr, bad_ptr, C, S, ignore_index, programs_per_sample,
                          SQUARED: tl.constexpr, COMPUTE: tl.constexpr,
                          BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr):
-    """Partial sums part[b, j, k, c] (k = STAT_I..STAT_L) over the pixel tiles of program j.
+    """Partial sums part[b, j, k, c] (k = STAT_I..STAT_L) over the pixel tiles of program j,
+    and bad[b, j], the number of labels there outside [0, C) and not ignore_index.
 
     Grid (programs_per_sample, B). Program j of sample b visits the BLOCK_S-pixel tiles
     j, j + programs_per_sample, ... (a fixed assignment), keeps the five per-class sums
     in registers in COMPUTE precision (fp32, fp64 for fp64 logits), and writes them
     once. The host sums part over j with torch.sum, a fixed-order reduction, so the
-    result is deterministic: no atomics anywhere.
+    result is deterministic: no atomics anywhere. The host raises if any bad count is
+    non-zero: the label check rides on this pass instead of another read of the labels.
 
     Softmax over the C classes is one pass in registers: the whole class axis is one
     tile (BLOCK_C >= C), so each logit is read exactly once. Traffic: B*C*S logits
@@ -84,11 +88,13 @@ def dice_ce_stats_kernel(x_ptr, y_ptr, part_ptr, C, S, ignore_index, programs_pe
     acc_g = tl.zeros((BLOCK_C,), dtype=COMPUTE)
     acc_n = tl.zeros((BLOCK_C,), dtype=COMPUTE)
     acc_l = tl.zeros((BLOCK_C,), dtype=COMPUTE)
+    n_bad = tl.zeros((BLOCK_S,), dtype=tl.int32)
     # loop over tile starts (not tile numbers) so the offset is int64 whenever S is
     for start in range(j * BLOCK_S, S, programs_per_sample * BLOCK_S):
         offs_s = start + tl.arange(0, BLOCK_S).to(tl.int64)
-        p, logp, hit, valid2d = _softmax_tile(x_ptr, y_ptr, b, offs_s, C, S, ignore_index,
-                                              COMPUTE, BLOCK_C)
+        p, logp, hit, valid2d, bad = _softmax_tile(x_ptr, y_ptr, b, offs_s, C, S, ignore_index,
+                                                   COMPUTE, BLOCK_C)
+        n_bad += bad.to(tl.int32)
         acc_i += tl.sum(tl.where(hit, p, 0.0), axis=1)
         if SQUARED:
             acc_p += tl.sum(tl.where(valid2d, p * p, 0.0), axis=1)
@@ -106,6 +112,7 @@ def dice_ce_stats_kernel(x_ptr, y_ptr, part_ptr, C, S, ignore_index, programs_pe
     tl.store(out + 2 * C, acc_g.to(dtype), mask=in_c)
     tl.store(out + 3 * C, acc_n.to(dtype), mask=in_c)
     tl.store(out + 4 * C, acc_l.to(dtype), mask=in_c)
+    tl.store(bad_ptr + b * programs_per_sample + j, tl.sum(n_bad, axis=0))
 
 
 @triton.jit
@@ -123,8 +130,8 @@ def dice_ce_stats_backward_kernel(x_ptr, y_ptr, gstats_ptr, gx_ptr, C, S, ignore
     """
     offs_s = tl.program_id(0).to(tl.int64) * BLOCK_S + tl.arange(0, BLOCK_S)
     b = tl.program_id(1).to(tl.int64)
-    p, logp, hit, valid2d = _softmax_tile(x_ptr, y_ptr, b, offs_s, C, S, ignore_index,
-                                          COMPUTE, BLOCK_C)
+    p, logp, hit, valid2d, _ = _softmax_tile(x_ptr, y_ptr, b, offs_s, C, S, ignore_index,
+                                             COMPUTE, BLOCK_C)
     offs_c = tl.arange(0, BLOCK_C)
     in_c = offs_c < C
     g_ptr = gstats_ptr + b * 5 * C + offs_c

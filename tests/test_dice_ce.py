@@ -259,6 +259,38 @@ def test_class_counts(num_classes):
     torch.testing.assert_close(grad, ref_grad, atol=1e-12, rtol=1e-9)
 
 
+@pytest.mark.kernel
+def test_several_tiles_per_program_and_batch_chunks(monkeypatch):
+    """Force tiny tiles, few programs and a 1-sample grid limit, so the kernel's strided tile
+    loop and the host's batch chunking both run (the GPU sizes need them)."""
+    import tritonvision.ops.dice_ce as module
+    monkeypatch.setattr(module, "TILE_ELEMENTS", 64)
+    monkeypatch.setattr(module, "PROGRAMS", 6)
+    monkeypatch.setattr(module, "MAX_GRID_Y", 1)
+    logits, target = _inputs((3, 5, 7), 5, torch.float64)   # 35 pixels, 5 tiles of 8, 3 at most per program
+    opts = dict(label_smoothing=0.1, squared_pred=True)
+    ours, grad, _ = _loss_and_grad(dice_ce_loss, logits, target, **opts)
+    ref, ref_grad, _ = _loss_and_grad(reference_dice_ce, logits, target, **opts)
+    torch.testing.assert_close(ours, ref, atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(grad, ref_grad, atol=1e-12, rtol=1e-9)
+
+
+@pytest.mark.kernel
+def test_backward_op_masks_out_of_range_labels():
+    """Called directly (no validating forward), the backward never indexes with a bad label:
+    those pixels get zero gradient, the others the gradient they would get if ignored."""
+    logits, target = _inputs((1, 4, 4), 3, torch.float64, ignore_frac=0.0)
+    bad = target.clone()
+    bad[0, 1, :] = 7
+    bad[0, 2, :2] = -5
+    grad_stats = torch.randn(1, 5, 3, dtype=torch.float64)
+    got = torch.ops.tritonvision.dice_ce_stats_backward(logits, bad, grad_stats, -100, False)
+    ignored = torch.where((bad < 0) | (bad >= 3), -100, bad)
+    expected = torch.ops.tritonvision.dice_ce_stats_backward(logits, ignored, grad_stats, -100, False)
+    assert (got[0, :, 1] == 0).all() and (got[0, :, 2, :2] == 0).all()
+    torch.testing.assert_close(got, expected, atol=0, rtol=0)
+
+
 def test_many_classes_fall_back_to_torch_path():
     num_classes = 1100
     logits, target = _inputs((1, 3, 2), num_classes, torch.float64)
@@ -384,9 +416,7 @@ def test_random_shapes_match_reference(b, c, h, w, batch, ib, squared, smoothing
 def test_opcheck():
     logits, target = _inputs((2, 5, 3), 4)
     torch.library.opcheck(torch.ops.tritonvision.dice_ce_stats.default,
-                          (logits.requires_grad_(), target, -100, False))
-    torch.library.opcheck(torch.ops.tritonvision.dice_ce_stats.default,
-                          (logits.detach().double(), torch.where(target < 0, 2, target).int(), 2, True))
+                          (logits.requires_grad_(), torch.where(target < 0, 2, target).int(), 2, True))
     torch.library.opcheck(torch.ops.tritonvision.dice_ce_stats_backward.default,
                           (logits.detach(), target, torch.randn(2, 5, 4), -100, True))
 
@@ -398,7 +428,7 @@ def test_gradcheck_float64():
     x = logits.requires_grad_()
     assert torch.autograd.gradcheck(
         lambda t: dice_ce_loss(t, target, weight=weight, label_smoothing=0.2, squared_pred=True,
-                               include_background=False, reduction="none"), (x,))
+                               include_background=False, reduction="none"), (x,), fast_mode=True)
 
 
 class _Net(nn.Module):
@@ -413,12 +443,15 @@ class _Net(nn.Module):
 
 @pytest.mark.kernel
 def test_compile_fullgraph_forward_and_backward():
+    """Inductor in the normal pass; in the interpreter pass aot_eager (the same dynamo trace and
+    AOT-autograd graphs over the fake implementations, then the real Triton kernels) -- inductor's
+    C++ build of the surrounding conv costs ~20 s of CPU and says nothing more about the kernel."""
     torch._dynamo.reset()
     model = _Net()
     image = torch.randn(2, 3, 6, 5)
     target = torch.randint(0, 5, (2, 6, 5))
     target[0, 0] = 255
-    compiled = torch.compile(model, fullgraph=True)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager" if KERNEL_TEST_MODE else "inductor")
     loss = compiled(image, target)
     loss.backward()
     grad = model.head.weight.grad.clone()

@@ -34,9 +34,12 @@ Semantics and choices (MONAI's DiceCELoss unless stated):
   'none' the CE scalar is added to every Dice term.
 * ``ignore_index`` pixels count in neither term and get zero gradient. Where no
   pixel counts (or their weights sum to 0) the CE term is 0, not torch's NaN.
-* Labels outside [0, C) other than ``ignore_index`` raise ValueError (checked when
-  the op runs, before any launch, on every backend; that check reads one bool back
-  from the GPU).
+* Labels outside [0, C) other than ``ignore_index`` raise ValueError when the op
+  runs, on every backend (eager, compiled, exported). On CPU they are checked before
+  the computation; the Triton forward kernel counts them in its single pass over the
+  labels (and masks them: it never indexes with a label) and the host raises on a
+  non-zero count, so the check costs one bool read back from the GPU and no extra
+  pass over the labels. The backward is only reached after a forward that passed.
 * The loss is float32 (float64 for float64 logits) whatever the logits dtype;
   the gradient has the logits' dtype. NaN logits give a NaN loss.
 * ``sigmoid=True``: multi-label form, ``target`` a float mask of the logits' shape;
@@ -102,7 +105,7 @@ def _softmax_parts(logits: Tensor, target: Tensor, ignore_index: int):
     x, y = _flat(logits, target)
     x = x.to(_stats_dtype(logits.dtype))
     y = y.long()
-    valid = y != ignore_index
+    valid = (y != ignore_index) & (y >= 0) & (y < x.shape[1])  # as the kernels: never index with a bad label
     y_safe = torch.where(valid, y, 0)
     logp = x.log_softmax(1)
     return x, y_safe, valid.to(x.dtype), logp, logp.exp()
@@ -151,7 +154,6 @@ def _stats_triton(logits: Tensor, target: Tensor, ignore_index: int, squared_pre
     num_classes = logits.shape[1]
     if num_classes > MAX_TRITON_CLASSES:
         return _stats_torch(logits, target, ignore_index, squared_pred)
-    _check_labels(target, num_classes, ignore_index)
     x, y = _flat(logits, target)
     x, y = x.contiguous(), y.contiguous()
     b, c, s = x.shape
@@ -162,11 +164,17 @@ def _stats_triton(logits: Tensor, target: Tensor, ignore_index: int, squared_pre
     per_sample = min(num_tiles, max(1, PROGRAMS // b))
     part = torch.empty((b, per_sample, kernels.NUM_STATS, c), dtype=_stats_dtype(logits.dtype),
                        device=x.device)
+    bad = torch.empty((b, per_sample), dtype=torch.int32, device=x.device)
     for b0 in range(0, b, MAX_GRID_Y):
         b1 = min(b, b0 + MAX_GRID_Y)
         kernels.dice_ce_stats_kernel[(per_sample, b1 - b0)](
-            x[b0:b1], y[b0:b1], part[b0:b1], c, s, ignore_index, per_sample,
+            x[b0:b1], y[b0:b1], part[b0:b1], bad[b0:b1], c, s, ignore_index, per_sample,
             SQUARED=squared_pred, COMPUTE=_tl_compute(logits.dtype), BLOCK_C=block_c, BLOCK_S=block_s)
+    # The kernel counted (and skipped) bad labels in the same pass; one bool comes back to the
+    # host, and only on failure is the target read again, to name the label in the error.
+    if bool(bad.any()):
+        _check_labels(target, num_classes, ignore_index)
+        raise AssertionError("dice_ce_stats: kernel counted bad labels the host check did not find")
     return part.sum(1)  # fixed-order reduction over the programs: deterministic
 
 
