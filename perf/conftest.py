@@ -1,5 +1,5 @@
 """pytest-benchmark suite options: ``pytest perf/ [--size small|full] [--perf-device cpu|cuda]
-[--perf-skip compile,...] [--perf-rounds N]``.
+[--perf-skip compile,...] [--perf-rounds N] [--perf-sets N] [--perf-budget S]``.
 
 Every case of every ``perf/cases/<family>.py`` is collected once per session; on CPU the
 "compile" baselines are skipped by default (each costs 5-30 s of compiling there; pass
@@ -22,6 +22,9 @@ def pytest_addoption(parser):
     group.addoption("--perf-rounds", type=int, default=None,
                     help="timed rounds per function (default 3 on CPU, 20 on CUDA)")
     group.addoption("--perf-sets", type=int, default=3, help="rotating input sets per case (default 3)")
+    group.addoption("--perf-budget", type=float, default=None,
+                    help="CPU: seconds of timed rounds per function, fewer rounds for slow ones "
+                         "(default 1; 0 for no limit)")
 
 
 class PerfSettings:
@@ -39,6 +42,8 @@ class PerfSettings:
         self.skip = {s.strip() for s in skip.split(",") if s.strip()}
         self.rounds = config.getoption("--perf-rounds") or (20 if self.device.type == "cuda" else 3)
         self.n_sets = config.getoption("--perf-sets")
+        budget = config.getoption("--perf-budget")
+        self.budget = (1.0 if budget is None else budget) if self.device.type == "cpu" else 0.0
         if self.device.type == "cuda" and not torch.cuda.is_available():
             self.cases, self.failures = [], []
         else:
