@@ -246,22 +246,48 @@ def test_segmentation_metrics_empty_is_nan_and_reset_clears():
         metric.update(torch.randn(1, 4, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
 
 
-def test_segmentation_metrics_sync_all_reduces_under_torch_distributed():
-    import torch.distributed as dist
-
+def test_segmentation_metrics_sync_is_a_no_op_without_torch_distributed():
     metric = SegmentationMetrics(3)
     metric.update(torch.tensor([[0, 1, 2, 2]]), torch.tensor([[0, 1, 1, 2]]))
     before = metric.confmat.clone()
-    metric.sync()                                            # not initialised: a no-op
+    metric.sync()
     assert torch.equal(metric.confmat, before)
+
+
+_SYNC_WORKER = """
+import json, sys, torch, torch.distributed as dist
+from tritonvision.metrics import SegmentationMetrics
+rank, store, data = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=2)
+metric = SegmentationMetrics(4, ignore_index=255)
+metric.update(torch.tensor(data["preds"][rank]), torch.tensor(data["target"][rank]))
+metric.sync()
+print(json.dumps(metric.confmat.tolist()))
+dist.destroy_process_group()
+"""
+
+
+def test_segmentation_metrics_sync_sums_two_ranks():
+    import json
+    import subprocess
+    import sys
+
+    preds = torch.randint(0, 4, (2, 1, 5, 6))
+    target = torch.randint(0, 4, (2, 1, 5, 6))
+    target[1, 0, 0] = 255
+    data = json.dumps({"preds": preds.tolist(), "target": target.tolist()})
+    expected = reference_confmat(preds, target, 4, 255).tolist()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("TRITON_INTERPRET", None)
     with tempfile.TemporaryDirectory() as tmp:
-        dist.init_process_group("gloo", init_method=f"file://{os.path.join(tmp, 'store')}",
-                                rank=0, world_size=1)
-        try:
-            metric.sync()                                    # one rank: the sum is itself
-            assert torch.equal(metric.confmat, before)
-        finally:
-            dist.destroy_process_group()
+        store = os.path.join(tmp, "store")
+        workers = [subprocess.Popen([sys.executable, "-c", _SYNC_WORKER, str(rank), store, data],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                   for rank in range(2)]
+        results = [w.communicate(timeout=120) for w in workers]
+    for worker, (out, err) in zip(workers, results):
+        assert worker.returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1]) == expected
 
 
 @pytest.mark.gpu
