@@ -479,3 +479,34 @@ def test_cli_eval_detections_names_missing_and_malformed_files(tmp_path, capsys)
     assert main(["eval-detections", "--gt", str(gt), "--results", str(wrong)]) == 2
     err = capsys.readouterr().err
     assert str(wrong) in err and "'bbox'" in err
+
+
+# ----------------------------------------------------------------------------- the fast result-file reader
+def test_fast_result_reader_gives_json_doubles_and_falls_back_on_anything_else(tmp_path):
+    from tritonvision.metrics import coco_json
+    rng = np.random.default_rng(int(torch.randint(0, 2 ** 31, ()).item()))
+    records = [{"score": float(rng.uniform()) * 10.0 ** int(rng.integers(-6, 2)), "bbox": [float(v) for v in
+               rng.uniform(-5, 500, 4)], "category_id": int(rng.integers(1, 5)), "image_id": int(rng.integers(1, 4)),
+               "id": i} for i in range(200)]
+    records[0]["bbox"] = [1, 2e-3, 3.5E+2, 0]  # ints and exponents as other writers print them
+    text = json.dumps(records, indent=1).replace('"bbox": [', '"bbox" :[ ')
+    fast = coco_json._fast_results(text.encode())
+    assert fast is not None
+    expected = (np.array([r["image_id"] for r in records]), np.array([r["category_id"] for r in records]),
+                np.array([r["score"] for r in records], dtype=np.float64),
+                np.array([r["bbox"] for r in records], dtype=np.float64))
+    for got, want in zip(fast, expected):
+        np.testing.assert_array_equal(got, want)
+    nested = [{**records[0], "segmentation": {"size": [1, 1], "counts": "a"}}]
+    for other in (nested, [{**records[0], "bbox": [1, 2, 3]}], [{**records[0], "image_id": 1.5}],
+                  [{**records[0], "score": float("nan")}], {"annotations": records}, []):
+        assert coco_json._fast_results(json.dumps(other).encode()) is None
+    # and through files, the same evaluation either way
+    dataset = {"images": [{"id": i} for i in range(1, 4)], "categories": [{"id": c} for c in range(1, 5)],
+               "annotations": [{"id": i + 1, "image_id": r["image_id"], "category_id": r["category_id"],
+                                "bbox": r["bbox"], "area": 50.0, "iscrowd": 0} for i, r in enumerate(records[::7])]}
+    (tmp_path / "gt.json").write_text(json.dumps(dataset))
+    (tmp_path / "dt.json").write_text(text)
+    from_file = MeanAveragePrecision.from_coco_json(tmp_path / "gt.json", tmp_path / "dt.json").compute()
+    from_list = MeanAveragePrecision.from_coco_json(dataset, records).compute()
+    np.testing.assert_array_equal(from_file["precision"], from_list["precision"])

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -102,11 +104,71 @@ def read_ground_truth(source) -> CocoGroundTruth:
                            difficult.reshape(-1))
 
 
+_NUM = rb"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+_RESULT_FIELDS = {key: re.compile(rb'"' + key.encode() + rb'"\s*:\s*(' + _NUM + rb")")
+                  for key in ("image_id", "category_id", "score")}
+_RESULT_BBOX = re.compile(rb'"bbox"\s*:\s*\[(\s*' + rb"\s*,\s*".join([_NUM] * 4) + rb"\s*)\]")
+
+
+def _numbers(chunks: list[bytes], sep: bytes, dtype, expected: int) -> np.ndarray | None:
+    if not chunks:
+        return np.zeros(0, dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            values = np.fromstring(sep.join(chunks).decode("ascii"), dtype=dtype, sep=sep.decode())
+        except (ValueError, DeprecationWarning, UnicodeDecodeError):
+            return None
+    return values if values.size == expected else None
+
+
+def _fast_results(raw: bytes):
+    """Arrays straight from the bytes of a flat result list ([{image_id, category_id, bbox,
+    score}, ...], any key order and spacing, extra flat keys allowed) with regular
+    expressions and numpy's parser: ~3x faster than ``json`` + dicts on large files.
+    Returns None whenever the file is not exactly that (nested objects, a missing or
+    repeated key, a non-4-number bbox, non-integer ids...): the caller then uses ``json``.
+    The numbers are the same doubles ``json`` gives (both round correctly)."""
+    head = raw.lstrip()[:1]
+    if head != b"[":
+        return None
+    n = raw.count(b"{")
+    if n == 0 or raw.count(b"}") != n:
+        return None
+    found = {key: pattern.findall(raw) for key, pattern in _RESULT_FIELDS.items()}
+    boxes = _RESULT_BBOX.findall(raw)
+    if any(len(v) != n for v in found.values()) or len(boxes) != n or raw.count(b'"bbox"') != n:
+        return None
+    if any(raw.count(b'"' + key.encode() + b'"') != n for key in _RESULT_FIELDS):
+        return None
+    image = _numbers(found["image_id"], b" ", np.int64, n)
+    category = _numbers(found["category_id"], b" ", np.int64, n)
+    score = _numbers(found["score"], b" ", np.float64, n)
+    xywh = _numbers(boxes, b",", np.float64, 4 * n)
+    if image is None or category is None or score is None or xywh is None:
+        return None
+    return image, category, score, xywh.reshape(n, 4)
+
+
 def read_results(source, gt: CocoGroundTruth) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A COCO result file (a list of {image_id, category_id, bbox, score}) or that list:
     (image index, category index (-1 when not evaluated), score, xywh boxes)."""
     name = source if isinstance(source, (str, os.PathLike)) else "results"
-    data = load_json(source, "detection results") if isinstance(source, (str, os.PathLike)) else source
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            with open(source, "rb") as handle:
+                raw = handle.read()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"detection results file not found: {os.fspath(source)}") from None
+        except IsADirectoryError:
+            raise ValueError(f"detection results file {os.fspath(source)} is a directory, "
+                             "expected a COCO result json file") from None
+        fast = _fast_results(raw)
+        if fast is not None:
+            return _checked(name, gt, *fast)
+        data = load_json(source, "detection results")
+    else:
+        data = source
     if isinstance(data, dict) and "annotations" in data:
         data = data["annotations"]
     if not isinstance(data, list):
@@ -122,6 +184,10 @@ def read_results(source, gt: CocoGroundTruth) -> tuple[np.ndarray, np.ndarray, n
     except TypeError:
         raise ValueError(f"{name}: COCO results must be a list of "
                          "{image_id, category_id, bbox, score} objects") from None
+    return _checked(name, gt, image, category, score, boxes)
+
+
+def _checked(name, gt: CocoGroundTruth, image, category, score, boxes):
     image_index = _index_of(image, gt.image_ids)
     if (image_index < 0).any():
         bad = np.unique(image[image_index < 0])[:5].tolist()

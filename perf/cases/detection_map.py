@@ -1,0 +1,101 @@
+"""Benchmark of COCO box evaluation from files: ours (``MeanAveragePrecision.from_coco_json``
++ ``compute``) against pycocotools' ``COCOeval`` and faster-coco-eval's ``COCOeval_faster``,
+JSON loading included, on the deterministic synthetic set of ``perf/coco_synthetic.py``.
+
+Sizes: "small" 200 images (CPU smoke runs; every baseline), "full" a COCO-val-sized set
+(5,000 images, ~36k ground truths, 80 classes, 100 detections per image; pycocotools
+takes ~95 s there, so it is timed only at "small" by the runner -- time it once with
+``python -m perf.cases.detection_map --full --pycocotools``). The work is CPU work whatever
+the device. faster-coco-eval is optional (``pip install faster-coco-eval``).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from perf.coco_synthetic import write_synthetic_coco
+from perf.harness import BenchCase
+
+SIZES = {"small": 200, "full": 5000}
+CACHE = Path(os.environ.get("TRITONVISION_BENCH_CACHE", tempfile.gettempdir())) / "tritonvision_coco_synthetic"
+
+
+def ours(gt_path, dt_path):
+    from tritonvision.metrics import MeanAveragePrecision
+    return MeanAveragePrecision.from_coco_json(gt_path, dt_path).compute()["stats"]
+
+
+def pycocotools_eval(gt_path, dt_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_path))
+        ev = COCOeval(gt, gt.loadRes(str(dt_path)), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev.stats
+
+
+def faster_coco_eval(gt_path, dt_path):
+    from faster_coco_eval import COCO, COCOeval_faster
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(gt_path))
+        ev = COCOeval_faster(gt, gt.loadRes(str(dt_path)), "bbox", print_function=lambda *a, **k: None)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev.stats
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
+def cases(device: torch.device, size: str) -> list[BenchCase]:
+    num_images = SIZES[size]
+    paths = write_synthetic_coco(CACHE, num_images)
+    baselines = {}
+    if size == "small" and _has("pycocotools"):
+        baselines["pycocotools"] = pycocotools_eval
+    if _has("faster_coco_eval"):
+        baselines["faster-coco-eval"] = faster_coco_eval
+    return [BenchCase(family="detection_map", name="coco_bbox_eval_from_json",
+                      shape=f"{num_images} images x 100 dets, 80 classes", dtype="float64",
+                      make_inputs=lambda k: paths, ours=ours, baselines=baselines)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="time each evaluator once (wall and CPU seconds)")
+    parser.add_argument("--full", action="store_true", help="5,000 images instead of 200")
+    parser.add_argument("--pycocotools", action="store_true", help="also time pycocotools (~95 s at full size)")
+    args = parser.parse_args()
+    paths = write_synthetic_coco(CACHE, SIZES["full" if args.full else "small"])
+    runs = [("ours", ours)]
+    if _has("faster_coco_eval"):
+        runs.append(("faster-coco-eval", faster_coco_eval))
+    if args.pycocotools or not args.full:
+        runs.append(("pycocotools", pycocotools_eval))
+    reference = None
+    for name, fn in runs:
+        wall, cpu = time.perf_counter(), time.process_time()
+        stats = fn(*paths)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        same = "" if reference is None else f"  max |stats diff| vs ours {abs(stats - reference).max():.2e}"
+        reference = stats if reference is None else reference
+        print(f"{name:<18} wall {wall:7.2f} s  cpu {cpu:7.2f} s  AP {stats[0]:.4f}{same}")
+
+
+if __name__ == "__main__":
+    main()
