@@ -7,6 +7,8 @@ import tempfile
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tritonvision.metrics.segmentation import SegmentationMetrics
 from tritonvision.ops.confusion_matrix import confusion_matrix, confusion_matrix_from_logits
@@ -63,6 +65,23 @@ def test_confusion_matrix_matches_pixel_loop(k, shape):
     target.view(-1)[torch.randperm(target.numel())[:5]] = -100
     assert torch.equal(confusion_matrix(preds, target, k), reference_confmat(preds, target, k, -100))
     assert confusion_matrix(preds, target, k).dtype == torch.int64
+
+
+@pytest.mark.kernel
+@settings(deadline=None, max_examples=15)
+@given(k=st.integers(1, 9), b=st.integers(1, 3), h=st.integers(1, 6), w=st.integers(1, 6),
+       ignore=st.sampled_from([None, -100, 255, 0, 2]), seed=st.integers(0, 2 ** 31 - 1))
+def test_confusion_matrix_hypothesis_against_pixel_loop(k, b, h, w, ignore, seed):
+    generator = torch.Generator().manual_seed(seed)
+    preds = torch.randint(0, k, (b, h, w), generator=generator)
+    target = torch.randint(0, k, (b, h, w), generator=generator)
+    if ignore is not None:
+        target = torch.where(torch.rand(b, h, w, generator=generator) < 0.3, ignore, target)
+    assert torch.equal(confusion_matrix(preds, target, k, ignore_index=ignore),
+                       reference_confmat(preds, target, k, ignore))
+    logits = torch.randn(b, k, h, w, generator=generator)
+    assert torch.equal(confusion_matrix_from_logits(logits, target, ignore_index=ignore),
+                       reference_confmat(logits.argmax(1), target, k, ignore))
 
 
 @pytest.mark.kernel
@@ -136,6 +155,10 @@ def test_confusion_matrix_errors_name_the_label():
         confusion_matrix(preds[:, :2], target, 3)
     with pytest.raises(TypeError, match="target must be an integer tensor"):
         confusion_matrix(preds, target.float(), 3)
+    with pytest.raises(TypeError, match="preds must be integer class indices"):
+        confusion_matrix(preds.float(), target, 3)
+    with pytest.raises(ValueError, match="logits have 5 classes but num_classes is 3"):
+        confusion_matrix(torch.randn(1, 5, 4, 4), target, 3, ignore_index=23)
     with pytest.raises(ValueError, match="confusion_matrix_from_logits: target has label 23"):
         confusion_matrix_from_logits(torch.randn(1, 3, 4, 4), target)
 

@@ -148,7 +148,11 @@ def confusion_matrix(preds: Tensor, target: Tensor, num_classes: int,
     check_tensor(preds, op, "preds")
     check_integer(target, op, "target")
     if preds.dtype.is_floating_point:
-        if preds.dim() >= 1 and preds.dim() == target.dim() + 1 and preds.shape[1] != num_classes:
+        if preds.dim() != target.dim() + 1:
+            raise TypeError(f"{op}: preds must be integer class indices [B, *spatial] or floating logits "
+                            f"[B, C, *spatial], got {preds.dtype} {list(preds.shape)} for target "
+                            f"{list(target.shape)}; convert labels with .long()")
+        if preds.shape[1] != num_classes:
             raise ValueError(f"{op}: logits have {preds.shape[1]} classes but num_classes is {num_classes}")
         return confusion_matrix_from_logits(preds, target, ignore_index)
     check_integer(preds, op, "preds")
