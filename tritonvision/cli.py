@@ -12,6 +12,10 @@ import sys
 COMMANDS = {
     "info": "tritonvision.commands.info",
     "bench": "tritonvision.commands.bench",
+    "train": "tritonvision.commands.train",
+    "eval": "tritonvision.commands.evaluate",
+    "detect": "tritonvision.commands.predict",
+    "segment": "tritonvision.commands.predict",
     "eval-detections": "tritonvision.commands.eval_detections",
 }
 

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+import tritonvision.ops  # noqa: F401  (registers torch.ops.tritonvision.batched_nms_padded)
+
 
 def _conv_block(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
@@ -116,6 +118,18 @@ def nms_padded_reference(boxes: Tensor, scores: Tensor, iou_threshold: float,
         out_labels[i, :k] = labels[kept]
         counts[i] = k
     return out_boxes, out_scores, out_labels, counts
+
+
+@torch.jit.ignore
+def _nms(fused: bool, boxes: Tensor, scores: Tensor, iou_threshold: float, score_threshold: float,
+         max_detections: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The eager NMS of :meth:`YOLO.postprocess` (the public op, or torchvision per image)."""
+    if not fused:
+        return nms_padded_reference(boxes, scores, iou_threshold, score_threshold, max_detections)
+    from tritonvision.ops import batched_nms_padded
+    out_boxes, out_scores, labels, _, counts = batched_nms_padded(
+        boxes, scores, iou_threshold, score_threshold, max_detections)
+    return out_boxes, out_scores, labels, counts
 
 
 class YOLO(nn.Module):
@@ -224,18 +238,18 @@ class YOLO(nn.Module):
         Returns:
             boxes Tensor[N, K, 4] xyxy pixels of the input, scores Tensor[N, K], labels
             int64 Tensor[N, K] (-1 in padding rows), counts int64 Tensor[N] (valid rows).
-            With ``fused=True`` this is one sync-free graph (``batched_nms_padded``).
+            With ``fused=True`` this is one sync-free graph (``batched_nms_padded``); under
+            ``torch.jit.script`` the op is called directly whatever ``fused`` says.
         """
-        anchors = self.anchors if self.use_anchors else None
+        anchors: Optional[Tensor] = self.anchors if self.use_anchors else None
         boxes, scores = detections(outputs, self.num_classes, self.boxes_per_cell, anchors,
                                    outputs.shape[1] * self.stride, outputs.shape[2] * self.stride)
-        if not self.fused:
-            return nms_padded_reference(boxes, scores, iou_threshold, score_threshold,
-                                        max_detections)
-        from tritonvision.ops import batched_nms_padded
-        out_boxes, out_scores, labels, _, counts = batched_nms_padded(
-            boxes, scores, iou_threshold, score_threshold, max_detections)
-        return out_boxes, out_scores, labels, counts
+        if torch.jit.is_scripting():  # TorchScript: the op itself, positional arguments
+            result = torch.ops.tritonvision.batched_nms_padded(
+                boxes, scores, iou_threshold, score_threshold, max_detections, False)
+            return result[0], result[1], result[2], result[4]
+        else:
+            return _nms(self.fused, boxes, scores, iou_threshold, score_threshold, max_detections)
 
 
 class YOLOInference(nn.Module):
