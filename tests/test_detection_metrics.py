@@ -437,6 +437,9 @@ def test_update_rejects_bad_inputs_with_clear_errors():
 def test_plot_pr_curves_writes_a_valid_png(tmp_path, style):
     from PIL import Image
     preds, targets = random_case(int(torch.randint(0, 2 ** 31, ()).item()), 4, 3, 5, 20, False, 0.0, False)
+    preds.append({"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "labels": torch.zeros(0, dtype=torch.int64)})
+    targets.append({"boxes": torch.tensor([[0.0, 0.0, 5.0, 5.0]]), "labels": torch.tensor([99]),
+                    "iscrowd": torch.zeros(1), "area": torch.tensor([25.0])})  # ground truth, no detection
     metric = MeanAveragePrecision(style=style)
     metric.update(preds, targets)
     path = plot_pr_curves(metric, tmp_path / f"{style}.png")

@@ -63,8 +63,10 @@ def plot_pr_curves(result_or_metric, path, max_classes: int = 20, title: str | N
     for name, rec, prec, ap in drawn:
         if is_coco:
             ax.plot(rec, prec, linewidth=1.2, label=f"{name} (AP {ap:.3f})")
+        elif rec.size == 0:  # ground truth but no detection: recall stays 0
+            ax.plot([0.0], [0.0], "x", label=f"{name} (AP {ap:.3f})")
         else:
-            envelope = np.maximum.accumulate(prec[::-1])[::-1] if prec.size else prec
+            envelope = np.maximum.accumulate(prec[::-1])[::-1]
             line, = ax.plot(rec, prec, ".", markersize=3)
             ax.step(np.concatenate([[0.0], rec]), np.concatenate([envelope[:1], envelope]), where="pre",
                     color=line.get_color(), linewidth=1.2,
