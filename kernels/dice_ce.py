@@ -153,3 +153,85 @@ def dice_ce_stats_backward_kernel(x_ptr, y_ptr, gstats_ptr, gx_ptr, C, S, ignore
     tile_in = in_c[:, None] & (offs_s < S)[None, :]
     tl.store(gx_ptr + b * C * S + offs_c[:, None].to(tl.int64) * S + offs_s[None, :],
              gx.to(gx_ptr.dtype.element_ty), mask=tile_in)
+
+
+# ----------------------------------------------------------------------------- sigmoid form
+SIG_I, SIG_P, SIG_G, SIG_POS, SIG_NEG = 0, 1, 2, 3, 4
+
+
+@triton.jit
+def _softplus(x):
+    """log(1 + exp(x)) without overflow (log1p does not run in the interpreter)."""
+    return tl.maximum(x, 0.0) + tl.log(1.0 + tl.exp(-tl.abs(x)))
+
+
+@triton.jit
+def sigmoid_stats_kernel(x_ptr, t_ptr, part_ptr, S, programs_per_row,
+                         SQUARED: tl.constexpr, COMPUTE: tl.constexpr, BLOCK: tl.constexpr):
+    """Multi-label (sigmoid) form: partial sums part[r, j, k] over row r = b * C + c of [B*C, S].
+
+    With p = sigmoid(x) and t the float target:
+    k = SIG_I sum p t, SIG_P sum p (p**2 with SQUARED), SIG_G sum t (t**2 with SQUARED),
+    SIG_POS sum t softplus(-x), SIG_NEG sum (1 - t) softplus(x) -- the BCE-with-logits of
+    class c is pos_weight[c] * POS + NEG, so the class weight is applied on the host.
+    Grid (programs_per_row, B*C); program j visits tiles j, j + programs_per_row, ...;
+    the host sums part over j in a fixed order (deterministic). Traffic: logits and
+    target read once, 5 sums per program written.
+    """
+    j = tl.program_id(0)
+    r = tl.program_id(1).to(tl.int64)
+    acc_i = tl.zeros((BLOCK,), dtype=COMPUTE)
+    acc_p = tl.zeros((BLOCK,), dtype=COMPUTE)
+    acc_g = tl.zeros((BLOCK,), dtype=COMPUTE)
+    acc_pos = tl.zeros((BLOCK,), dtype=COMPUTE)
+    acc_neg = tl.zeros((BLOCK,), dtype=COMPUTE)
+    for start in range(j * BLOCK, S, programs_per_row * BLOCK):
+        offs = start + tl.arange(0, BLOCK).to(tl.int64)
+        inside = offs < S
+        x = tl.load(x_ptr + r * S + offs, mask=inside, other=0.0).to(COMPUTE)
+        t = tl.load(t_ptr + r * S + offs, mask=inside, other=0.0).to(COMPUTE)
+        p = tl.where(inside, 1.0 / (1.0 + tl.exp(-x)), 0.0)
+        acc_i += p * t
+        if SQUARED:
+            acc_p += p * p
+            acc_g += t * t
+        else:
+            acc_p += p
+            acc_g += t
+        acc_pos += t * _softplus(-x)
+        acc_neg += tl.where(inside, (1.0 - t) * _softplus(x), 0.0)
+    out = part_ptr + (r * programs_per_row + j) * 5
+    dtype = part_ptr.dtype.element_ty
+    tl.store(out + 0, tl.sum(acc_i, axis=0).to(dtype))
+    tl.store(out + 1, tl.sum(acc_p, axis=0).to(dtype))
+    tl.store(out + 2, tl.sum(acc_g, axis=0).to(dtype))
+    tl.store(out + 3, tl.sum(acc_pos, axis=0).to(dtype))
+    tl.store(out + 4, tl.sum(acc_neg, axis=0).to(dtype))
+
+
+@triton.jit
+def sigmoid_stats_backward_kernel(x_ptr, t_ptr, gstats_ptr, gx_ptr, S,
+                                  SQUARED: tl.constexpr, COMPUTE: tl.constexpr, BLOCK: tl.constexpr):
+    """gx = dL/dx of row r = b * C + c from the gradient gS[r, 5] of the sigmoid sums:
+
+        dL/dp = gI t + gP (1, or 2 p with SQUARED);
+        dL/dx = dL/dp * p (1 - p) - gPOS t (1 - p) + gNEG (1 - t) p.
+
+    Grid (cdiv(S, BLOCK), B*C). Traffic: logits and target read, gradient written once.
+    """
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    r = tl.program_id(1).to(tl.int64)
+    inside = offs < S
+    x = tl.load(x_ptr + r * S + offs, mask=inside, other=0.0).to(COMPUTE)
+    t = tl.load(t_ptr + r * S + offs, mask=inside, other=0.0).to(COMPUTE)
+    g_i = tl.load(gstats_ptr + r * 5 + 0).to(COMPUTE)
+    g_p = tl.load(gstats_ptr + r * 5 + 1).to(COMPUTE)
+    g_pos = tl.load(gstats_ptr + r * 5 + 3).to(COMPUTE)
+    g_neg = tl.load(gstats_ptr + r * 5 + 4).to(COMPUTE)
+    p = 1.0 / (1.0 + tl.exp(-x))
+    if SQUARED:
+        d_p = g_i * t + 2.0 * p * g_p
+    else:
+        d_p = g_i * t + g_p
+    gx = d_p * p * (1.0 - p) - g_pos * t * (1.0 - p) + g_neg * (1.0 - t) * p
+    tl.store(gx_ptr + r * S + offs, gx.to(gx_ptr.dtype.element_ty), mask=inside)

@@ -46,8 +46,9 @@ Semantics and choices (MONAI's DiceCELoss unless stated):
   BCE-with-logits (mean over all elements; ``weight[C]`` is the per-class
   ``pos_weight``, broadcast along dim 1 -- MONAI passes it to BCEWithLogitsLoss,
   which broadcasts it along the last dim) plus the sigmoid Dice (P and, with
-  ``squared_pred``, G squared, as MONAI). This form runs as plain torch ops, not a
-  fused kernel.
+  ``squared_pred``, G squared, as MONAI); its own op pair
+  ``tritonvision::sigmoid_dice_bce_stats`` (+ ``_backward``) reads logits and mask
+  once each way, like the softmax form. No ignore_index here (the mask is dense).
 """
 from __future__ import annotations
 
@@ -243,6 +244,112 @@ def _backward(ctx, grad_stats):
 dice_ce_stats_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+# ----------------------------------------------------------------------------- sigmoid form
+SIGMOID_BLOCK = 1024
+
+
+def _sigmoid_parts(logits: Tensor, target: Tensor):
+    x = logits.to(_stats_dtype(logits.dtype))
+    return x, target.to(x.dtype), torch.sigmoid(x)
+
+
+def _sigmoid_stats_torch(logits: Tensor, target: Tensor, squared_pred: bool) -> Tensor:
+    x, t, p = _sigmoid_parts(logits, target)
+    dims = list(range(2, x.dim()))
+    return torch.stack([(p * t).sum(dims), (p * p if squared_pred else p).sum(dims),
+                        (t * t if squared_pred else t).sum(dims), (t * F.softplus(-x)).sum(dims),
+                        ((1 - t) * F.softplus(x)).sum(dims)], 1)
+
+
+def _sigmoid_stats_backward_torch(logits: Tensor, target: Tensor, grad_stats: Tensor,
+                                  squared_pred: bool) -> Tensor:
+    x, t, p = _sigmoid_parts(logits, target)
+    g = grad_stats.to(x.dtype).reshape(grad_stats.shape + (1,) * (x.dim() - 2))
+    g_i, g_p, g_pos, g_neg = g[:, 0], g[:, 1], g[:, 3], g[:, 4]
+    d_p = g_i * t + (2 * p * g_p if squared_pred else g_p)
+    grad = d_p * p * (1 - p) - g_pos * t * (1 - p) + g_neg * (1 - t) * p
+    return grad.to(logits.dtype)
+
+
+def _rows(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
+    rows = logits.shape[0] * logits.shape[1]
+    s = math.prod(logits.shape[2:])
+    return logits.reshape(rows, s).contiguous(), target.reshape(rows, s).contiguous()
+
+
+def _sigmoid_stats_triton(logits: Tensor, target: Tensor, squared_pred: bool) -> Tensor:
+    b, c = logits.shape[0], logits.shape[1]
+    x, t = _rows(logits, target)
+    rows, s = x.shape
+    if rows * s == 0:
+        return x.new_zeros((b, kernels.NUM_STATS, c), dtype=_stats_dtype(logits.dtype))
+    per_row = min(triton.cdiv(s, SIGMOID_BLOCK), max(1, PROGRAMS // rows))
+    part = torch.empty((rows, per_row, kernels.NUM_STATS), dtype=_stats_dtype(logits.dtype), device=x.device)
+    for r0 in range(0, rows, MAX_GRID_Y):
+        r1 = min(rows, r0 + MAX_GRID_Y)
+        kernels.sigmoid_stats_kernel[(per_row, r1 - r0)](
+            x[r0:r1], t[r0:r1], part[r0:r1], s, per_row, SQUARED=squared_pred,
+            COMPUTE=_tl_compute(logits.dtype), BLOCK=SIGMOID_BLOCK)
+    return part.sum(1).reshape(b, c, kernels.NUM_STATS).transpose(1, 2).contiguous()
+
+
+def _sigmoid_stats_backward_triton(logits: Tensor, target: Tensor, grad_stats: Tensor,
+                                   squared_pred: bool) -> Tensor:
+    x, t = _rows(logits, target)
+    rows, s = x.shape
+    grad = torch.empty_like(x)
+    if grad.numel() == 0:
+        return grad.reshape(logits.shape)
+    g = grad_stats.to(_stats_dtype(logits.dtype)).transpose(1, 2).reshape(rows, kernels.NUM_STATS).contiguous()
+    for r0 in range(0, rows, MAX_GRID_Y):
+        r1 = min(rows, r0 + MAX_GRID_Y)
+        kernels.sigmoid_stats_backward_kernel[(triton.cdiv(s, SIGMOID_BLOCK), r1 - r0)](
+            x[r0:r1], t[r0:r1], g[r0:r1], grad[r0:r1], s, SQUARED=squared_pred,
+            COMPUTE=_tl_compute(logits.dtype), BLOCK=SIGMOID_BLOCK)
+    return grad.reshape(logits.shape)
+
+
+def _sigmoid_example(device: torch.device) -> tuple:
+    return torch.randn(2, 3, 5, 4, device=device), (torch.rand(2, 3, 5, 4, device=device) > 0.5).float(), False
+
+
+sigmoid_stats_op = fused_op("sigmoid_dice_bce_stats", _sigmoid_stats_torch, _sigmoid_stats_triton,
+                            example=_sigmoid_example)
+
+
+@sigmoid_stats_op.register_fake
+def _(logits: Tensor, target: Tensor, squared_pred: bool) -> Tensor:
+    return logits.new_empty((logits.shape[0], kernels.NUM_STATS, logits.shape[1]),
+                            dtype=_stats_dtype(logits.dtype))
+
+
+sigmoid_stats_backward_op = fused_op(
+    "sigmoid_dice_bce_stats_backward", _sigmoid_stats_backward_torch, _sigmoid_stats_backward_triton,
+    example=lambda d: (*_sigmoid_example(d)[:2], torch.randn(2, kernels.NUM_STATS, 3, device=d), False))
+
+
+@sigmoid_stats_backward_op.register_fake
+def _(logits: Tensor, target: Tensor, grad_stats: Tensor, squared_pred: bool) -> Tensor:
+    return torch.empty_like(logits)
+
+
+def _sigmoid_setup_context(ctx, inputs, output):
+    logits, target, squared_pred = inputs
+    ctx.save_for_backward(logits, target)
+    ctx.squared_pred = squared_pred
+
+
+def _sigmoid_backward(ctx, grad_stats):
+    logits, target = ctx.saved_tensors
+    grad = None
+    if ctx.needs_input_grad[0]:
+        grad = sigmoid_stats_backward_op(logits, target, grad_stats, ctx.squared_pred)
+    return grad, None, None
+
+
+sigmoid_stats_op.register_autograd(_sigmoid_backward, setup_context=_sigmoid_setup_context)
+
+
 # ----------------------------------------------------------------------------- the loss
 def _check_args(logits: Tensor, target: Tensor, weight: Optional[Tensor], reduction: str,
                 sigmoid: bool, label_smoothing: float, lambda_ce: float, lambda_dice: float) -> Tensor:
@@ -343,18 +450,12 @@ def _softmax_loss(logits: Tensor, target: Tensor, include_background: bool, smoo
 def _sigmoid_loss(logits: Tensor, target: Tensor, include_background: bool, smooth_nr: float,
                   smooth_dr: float, squared_pred: bool, batch: bool, lambda_ce: float, lambda_dice: float,
                   weight: Optional[Tensor], reduction: str) -> Tensor:
-    x = logits.to(_stats_dtype(logits.dtype))
-    t = target.to(x.dtype)
-    p = torch.sigmoid(x)
-    dims = [0] + list(range(2, x.dim())) if batch else list(range(2, x.dim()))
-    inter = (p * t).sum(dims)
-    pred = (p * p if squared_pred else p).sum(dims)
-    truth = (t * t if squared_pred else t).sum(dims)
-    dice = _dice_terms(inter, pred, truth, include_background, smooth_nr, smooth_dr, False, weight)
-    pos_weight = None
-    if weight is not None:
-        pos_weight = weight.to(x.dtype).reshape((-1,) + (1,) * (x.dim() - 2))
-    ce = F.binary_cross_entropy_with_logits(x, t, pos_weight=pos_weight)
+    stats = sigmoid_stats_op(logits, target, bool(squared_pred))
+    inter, pred, truth, pos, neg = stats.unbind(1)                       # each [B, C]
+    dice = _dice_terms(inter, pred, truth, include_background, smooth_nr, smooth_dr, batch, weight)
+    # BCE-with-logits, mean over all B * C * S elements, pos_weight[c] on the positive term
+    pos_weight = weight.to(stats.dtype) if weight is not None else torch.ones_like(pos[0])
+    ce = ((pos * pos_weight).sum() + neg.sum()) / max(logits.numel(), 1)
     return _combine(dice, ce, lambda_dice, lambda_ce, reduction)
 
 
