@@ -187,7 +187,8 @@ def test_empty_batch_gives_empty_output_and_zero_grads():
 
 @settings(deadline=None, max_examples=4 if KERNEL_TEST_MODE else 12)
 @given(b=st.integers(1, 2), cin=st.integers(1, 9), cout=st.integers(1, 9), h=st.integers(1, 5), w=st.integers(1, 5),
-       shape=st.sampled_from(GEMM_SHAPES + FALLBACK_SHAPES), relu=st.booleans())
+       shape=st.sampled_from(GEMM_SHAPES + FALLBACK_SHAPES + [(16, 8, 4, 0), (3, 3, 0, 2), (5, 3, 1, 2)]),
+       relu=st.booleans())
 @pytest.mark.kernel
 def test_random_shapes_match_reference(b, cin, cout, h, w, shape, relu):
     k, s, p, op = shape
