@@ -21,33 +21,23 @@ BITS_PER_WORD = 32
 
 
 @triton.jit
-def _or(a, b):
-    return a | b
-
-
-@triton.jit
-def _bits_below(count):
-    """int32 word with the lowest ``count`` bits set (count clamped to [0, 32])."""
-    c = tl.minimum(tl.maximum(count, 0), 32)
-    return tl.where(c >= 32, -1, (1 << tl.minimum(c, 31)) - 1)
-
-
-@triton.jit
 def nms_scan_kernel(mask_ptr, removed_ptr, seg_end_ptr, keep_ptr, N, n_words,
-                    BLOCK_WORDS: tl.constexpr):
+                    SEGMENTED: tl.constexpr, BLOCK_WORDS: tl.constexpr):
     """Greedy NMS over an upper-triangle IoU bitmask of score-sorted boxes.
 
     mask is [B, N, n_words] int32 (bit k of mask[g, i, w]: box 32 * w + k overlaps
     box i above the threshold, only for j > i); removed is [B, n_words] int32,
     on entry the boxes that are out from the start (below the score threshold,
     padding; bits beyond N set), on exit the suppressed ones; seg_end is [B, N]
-    int32; keep is [B, N] int8 out (1 = kept).
+    int32 (read only when SEGMENTED; otherwise every box may suppress every later
+    one); keep is [B, N] int8 out (1 = kept).
 
     One program per image walks the 32-box blocks in order. For block b it first
     resolves the block itself sequentially from the diagonal words mask[32b:32b+32, b]
     (32 steps on one word), then ORs the rows of the kept boxes of the block into
-    the removal words of every later block, BLOCK_WORDS words at a time; a block
-    with no kept box reads nothing more. Work O(N * kept / 32) word ORs; memory
+    the removal words of every later block, BLOCK_WORDS words at a time (32 row
+    loads unrolled, masked off for suppressed rows); a block with no kept box
+    reads nothing more. Work O(N * kept / 32) word ORs; memory
     traffic at most the upper triangle once, N^2 / 16 bytes, plus 4 bytes per
     word of ``removed`` per kept block. Memory O(N^2 / 32) words, the bitmask.
     """
@@ -59,32 +49,43 @@ def nms_scan_kernel(mask_ptr, removed_ptr, seg_end_ptr, keep_ptr, N, n_words,
     lanes = tl.arange(0, 32)
     offs_bw = tl.arange(0, BLOCK_WORDS)
     for blk in range(0, n_words):
-        rows = blk * 32 + lanes
-        in_rows = rows < N
-        row_offs = rows.to(tl.int64) * n_words
-        seg = tl.load(seg_end_ptr + rows, mask=in_rows, other=0)
-        # in-block resolution: row i of the block may suppress later boxes of its segment
-        diag = tl.load(mask_ptr + row_offs + blk, mask=in_rows, other=0)
-        diag = diag & _bits_below(seg - blk * 32)
+        first_row = tl.zeros((), dtype=tl.int64) + blk * 32
+        rows_left = N - blk * 32
+        n_in = tl.minimum(rows_left, 32)
+        in_bits = tl.where(n_in >= 32, -1, (1 << tl.minimum(n_in, 31)) - 1)
+        # in-block resolution, unrolled: each step reads one diagonal word (the loads do
+        # not depend on the scan, so all 32 are in flight together); only bits of box
+        # k's segment count: the lowest clamp(seg_end - 32 b, 0, 32) of word b
         removed = tl.load(removed_ptr + blk)
-        for k in range(32):
-            row_word = tl.sum(tl.where(lanes == k, diag, 0), axis=0)
+        for k in tl.static_range(32):
+            in_k = k < rows_left
+            word = tl.load(mask_ptr + (first_row + k) * n_words + blk, mask=in_k, other=0)
+            if SEGMENTED:
+                seg_k = tl.load(seg_end_ptr + first_row + k, mask=in_k, other=0)
+                n_seg = tl.minimum(tl.maximum(seg_k - blk * 32, 0), 32)
+                word = word & tl.where(n_seg >= 32, -1, (1 << tl.minimum(n_seg, 31)) - 1)
             alive = ((removed >> k) & 1) == 0
-            removed = tl.where(alive, removed | row_word, removed)
-        in_bits = tl.sum(tl.where(in_rows, 1 << lanes, 0), axis=0)
+            removed = tl.where(alive, removed | word, removed)
         kept = ~removed & in_bits
         kept_rows = ((kept >> lanes) & 1) != 0
-        tl.store(keep_ptr + rows, kept_rows.to(tl.int8), mask=in_rows)
+        tl.store(keep_ptr + first_row + lanes, kept_rows.to(tl.int8), mask=lanes < rows_left)
         tl.store(removed_ptr + blk, removed)
         # the kept rows of this block remove their overlaps from every later block
+        # (row by row, unrolled so the 32 loads are in flight together)
         if kept != 0:
             for w0 in range(blk + 1, n_words, BLOCK_WORDS):
                 words = w0 + offs_bw
                 in_w = words < n_words
-                tile = tl.load(mask_ptr + row_offs[:, None] + words[None, :],
-                               mask=(kept_rows & in_rows)[:, None] & in_w[None, :], other=0)
-                tile = tile & _bits_below(seg[:, None] - words[None, :] * 32)
-                hits = tl.reduce(tile, 0, _or)
+                hits = tl.zeros((BLOCK_WORDS,), dtype=tl.int32)
+                for k in tl.static_range(32):
+                    kept_k = ((kept >> k) & 1) != 0
+                    row = tl.load(mask_ptr + (first_row + k) * n_words + words,
+                                  mask=in_w & kept_k, other=0)
+                    if SEGMENTED:
+                        seg_k = tl.load(seg_end_ptr + first_row + k, mask=kept_k, other=0)
+                        n_seg = tl.minimum(tl.maximum(seg_k - words * 32, 0), 32)
+                        row = row & tl.where(n_seg >= 32, -1, (1 << tl.minimum(n_seg, 31)) - 1)
+                    hits |= row
                 old = tl.load(removed_ptr + words, mask=in_w, other=0)
                 tl.store(removed_ptr + words, old | hits, mask=in_w)
         tl.debug_barrier()

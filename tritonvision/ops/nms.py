@@ -116,7 +116,7 @@ def _greedy_block(hit: Tensor) -> Tensor:
         keep = new
 
 
-def _scan_image_torch(boxes: Tensor, removed: Tensor, seg_end: Tensor, threshold: float) -> Tensor:
+def _scan_image_torch(boxes: Tensor, removed: Tensor, seg_end: Tensor | None, threshold: float) -> Tensor:
     """Greedy NMS of one image's score-sorted boxes [M, 4] (compute dtype): keep flags [M].
 
     Block by block of CPU_BLOCK boxes: resolve the still-alive boxes of the block
@@ -131,7 +131,7 @@ def _scan_image_torch(boxes: Tensor, removed: Tensor, seg_end: Tensor, threshold
     removed = removed.clone()
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     cols = torch.cat([boxes.t(), area[None]]).contiguous()          # [5, M]: x1, y1, x2, y2, area
-    segmented = bool((seg_end < m).any())
+    segmented = seg_end is not None
     for start in range(0, m, CPU_BLOCK):
         end = min(start + CPU_BLOCK, m)
         alive = (~removed[start:end]).nonzero().squeeze(1) + start
@@ -143,7 +143,7 @@ def _scan_image_torch(boxes: Tensor, removed: Tensor, seg_end: Tensor, threshold
             hit &= seg_end[alive][:, None] == seg_end[alive][None, :]
         kept = alive[_greedy_block(hit)]
         keep[kept] = True
-        stop = int(seg_end[kept].max())
+        stop = int(seg_end[kept].max()) if segmented else m
         if stop <= end:
             continue
         later = (~removed[end:stop]).nonzero().squeeze(1) + end
@@ -158,13 +158,15 @@ def _scan_image_torch(boxes: Tensor, removed: Tensor, seg_end: Tensor, threshold
     return keep
 
 
-def _scan_torch(boxes: Tensor, removed: Tensor, seg_end: Tensor, iou_threshold: float) -> Tensor:
+def _scan_torch(boxes: Tensor, removed: Tensor, seg_end: Tensor | None, iou_threshold: float) -> Tensor:
     """keep [B, M] bool of greedy NMS over score-sorted boxes [B, M, 4] (see _scan_triton)."""
     compute = _compute_dtype(boxes.dtype)
     threshold = _exact_threshold(iou_threshold, compute)
     boxes = boxes.to(compute)
-    return torch.stack([_scan_image_torch(boxes[g], removed[g], seg_end[g], threshold)
-                        for g in range(boxes.shape[0])]) if boxes.shape[0] else removed.clone()
+    if boxes.shape[0] == 0:
+        return removed.clone()
+    return torch.stack([_scan_image_torch(boxes[g], removed[g], None if seg_end is None else seg_end[g],
+                                          threshold) for g in range(boxes.shape[0])])
 
 
 # ----------------------------------------------------------------------------- Triton scan
@@ -188,11 +190,11 @@ def _empty_union_words(boxes: Tensor) -> Tensor:
     return _pack_bits(empty.reshape(batch * m, m)).view(batch, m, -1)
 
 
-def _scan_triton(boxes: Tensor, removed: Tensor, seg_end: Tensor, iou_threshold: float) -> Tensor:
+def _scan_triton(boxes: Tensor, removed: Tensor, seg_end: Tensor | None, iou_threshold: float) -> Tensor:
     """Greedy NMS keep flags [B, M] bool over score-sorted boxes [B, M, 4].
 
-    removed [B, M] bool: boxes out from the start; seg_end [B, M]: box i may only
-    suppress boxes j < seg_end[i] (its class run). Two launches: the IoU bitmask
+    removed [B, M] bool: boxes out from the start; seg_end [B, M] or None (one
+    segment): box i may only suppress boxes j < seg_end[i] (its class run). Two launches: the IoU bitmask
     (box_iou_threshold_kernel, upper triangle) and nms_scan_kernel. No host sync.
     """
     batch, m = removed.shape
@@ -213,8 +215,10 @@ def _scan_triton(boxes: Tensor, removed: Tensor, seg_end: Tensor, iou_threshold:
     if threshold < 0:
         mask &= ~_empty_union_words(boxes)
     removed_words = _pack_bits(removed)
-    kernels.nms_scan_kernel[(batch,)](mask, removed_words, seg_end.to(torch.int32).contiguous(), keep,
-                                      m, words, BLOCK_WORDS=64)
+    segmented = seg_end is not None
+    seg_end = seg_end.to(torch.int32).contiguous() if segmented else removed_words
+    kernels.nms_scan_kernel[(batch,)](mask, removed_words, seg_end, keep, m, words,
+                                      SEGMENTED=segmented, BLOCK_WORDS=64)
     return keep.bool()
 
 
@@ -256,11 +260,10 @@ def _nms_impl(boxes: Tensor, scores: Tensor, iou_threshold: float, triton_path: 
     n = boxes.shape[0]
     order = _sorted_order(scores)
     removed = torch.zeros((1, n), dtype=torch.bool, device=boxes.device)
-    seg_end = torch.full((1, n), n, dtype=torch.int64, device=boxes.device)
     if not triton_path:
-        keep = _scan_torch(boxes[order][None], removed, seg_end, iou_threshold)[0]
+        keep = _scan_torch(boxes[order][None], removed, None, iou_threshold)[0]
         return order[keep]
-    keep = _scan_triton(boxes[order][None], removed, seg_end, iou_threshold)
+    keep = _scan_triton(boxes[order][None], removed, None, iou_threshold)
     positions, count = _compact_triton(keep, n)
     return order[positions[0, :int(count[0])]]  # the one host read: the output length
 
@@ -350,7 +353,7 @@ def _padded_impl(boxes: Tensor, scores: Tensor, iou_threshold: float, score_thre
     labels = cand % classes
     if class_agnostic or classes == 1:
         perm = None
-        seg_end = torch.full((batch, m_c), m_c, dtype=torch.int64, device=device)
+        seg_end = None
     else:
         class_key = torch.where(cand_valid, labels, classes)
         sorted_key, perm = torch.sort(class_key, dim=1, stable=True)  # (class, score) order P
