@@ -233,16 +233,17 @@ CASES = ([(d, s, lay) for d in DTYPES for s in SIZES for lay in LAYOUTS] if not 
 @pytest.mark.parametrize("dtype,sizes,layout", CASES)
 def test_upsample_bilinear_add_value_and_grad_match_float64(dtype, sizes, layout):
     (h, w), (H, W), s = sizes
-    x = torch.randn(2, 3, h, w).to(dtype)
-    skip = torch.randn(2, 3, H, W).to(dtype)
+    b, c = (1, 2) if KERNEL_TEST_MODE else (2, 3)
+    x = torch.randn(b, c, h, w).to(dtype)
+    skip = torch.randn(b, c, H, W).to(dtype)
     xs, ss = _layout(x, layout).requires_grad_(), _layout(skip, layout).requires_grad_()
     out = upsample_bilinear_add(xs, ss, scale_factor=s)
     ref, adjoint = reference_upsample_add(x, skip)
-    assert out.dtype == dtype and out.shape == (2, 3, H, W)
+    assert out.dtype == dtype and out.shape == (b, c, H, W)
     if layout == "channels_last":
         assert out.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(out.double(), ref, **TOL[dtype])
-    g = torch.randn(2, 3, H, W).to(dtype)
+    g = torch.randn(b, c, H, W).to(dtype)
     gx, gs = torch.autograd.grad(out, (xs, ss), g)
     torch.testing.assert_close(gx.double(), adjoint(g), **TOL[dtype])
     assert torch.equal(gs, g)
@@ -268,7 +269,7 @@ def test_upsample_bilinear_backward_gather_window_misses_no_output(rows, cols):
     # any size pair, up- or down-sampling: every output pixel feeding an input pixel lies
     # in the kernel's candidate window (a missed one would break the float64 equality)
     (h, H), (w, W) = rows, cols
-    g = torch.randn(1, 2, H, W, dtype=torch.float64)
+    g = torch.randn(1, 1, H, W, dtype=torch.float64)
     grad_x = torch.ops.tritonvision.upsample_bilinear_backward(g, h, w)
     torch.testing.assert_close(grad_x, bilinear_matrix(h, H).T @ g @ bilinear_matrix(w, W),
                                rtol=1e-12, atol=1e-12)
@@ -285,6 +286,21 @@ def test_upsample_bilinear_add_int64_indexing_path(monkeypatch):
     ref, adjoint = reference_upsample_add(x.detach(), skip)
     torch.testing.assert_close(out, ref, **TOL[torch.float64])
     g = torch.randn(1, 2, 6, 9, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad(out, x, g)[0], adjoint(g), **TOL[torch.float64])
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_upsample_bilinear_add_small_tiles_split_rows_and_channels(monkeypatch, layout):
+    # 4-element tiles: several column blocks per row and several channel blocks
+    import tritonvision.ops.upsample as upsample_ops
+    monkeypatch.setattr(upsample_ops, "MAX_TILE", 4)
+    x = _layout(torch.randn(1, 3, 3, 5, dtype=torch.float64), layout).requires_grad_()
+    skip = _layout(torch.randn(1, 3, 6, 10, dtype=torch.float64), layout)
+    out = upsample_bilinear_add(x, skip)
+    ref, adjoint = reference_upsample_add(x.detach(), skip)
+    torch.testing.assert_close(out, ref, **TOL[torch.float64])
+    g = torch.randn(1, 3, 6, 10, dtype=torch.float64)
     torch.testing.assert_close(torch.autograd.grad(out, x, g)[0], adjoint(g), **TOL[torch.float64])
 
 

@@ -24,7 +24,8 @@ from tritonvision.kernels import upsample as kernels
 from ._checks import check_float, check_same_device
 from ._op import fused_op
 
-BLOCK = 512
+MAX_TILE = 1024
+"""Elements per program (a [BLOCK_C, BLOCK_X] tile)."""
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -55,18 +56,32 @@ def _forward_torch(x: Tensor, skip: Tensor) -> Tensor:
     return out
 
 
+def _tiles(channels: int, width: int, channels_last: bool) -> tuple[int, int]:
+    """(BLOCK_C, BLOCK_X) of a [BLOCK_C, BLOCK_X] tile of up to MAX_TILE elements: led by
+    the contiguous axis (W for NCHW, channels for channels-last), the rest of the tile
+    spent on the other axis, so narrow maps still fill a program."""
+    if channels_last:
+        block_c = min(triton.next_power_of_2(channels), 64)
+        block_x = min(triton.next_power_of_2(width), MAX_TILE // block_c)
+    else:
+        block_x = min(triton.next_power_of_2(width), MAX_TILE)
+        block_c = min(triton.next_power_of_2(channels), MAX_TILE // block_x)
+    # CUDA grid axes 1 and 2 stop at 65535
+    block_c = max(block_c, triton.next_power_of_2(triton.cdiv(channels, 65535)))
+    return block_c, block_x
+
+
 def _forward_triton(x: Tensor, skip: Tensor) -> Tensor:
     out = torch.empty_like(skip)
     if out.numel() == 0:
         return out
     n, c, h, w = x.shape
     H, W = skip.shape[-2:]
-    grid = (triton.cdiv(out.numel(), BLOCK),)
+    block_c, block_x = _tiles(c, W, _channels_last(out))
+    grid = (n * H, triton.cdiv(W, block_x), triton.cdiv(c, block_c))
     kernels.upsample_bilinear_add_kernel[grid](
-        x, skip, out, out.numel(), c, h, w, H, W,
-        *x.stride(), *skip.stride(), *out.stride(),
-        CHANNELS_LAST=_channels_last(out), COMPUTE=_tl_compute_dtype(x.dtype), WIDE=_wide(x, skip, out),
-        BLOCK=BLOCK)
+        x, skip, out, c, h, w, H, W, *x.stride(), *skip.stride(), *out.stride(),
+        COMPUTE=_tl_compute_dtype(x.dtype), WIDE=_wide(x, skip, out), BLOCK_C=block_c, BLOCK_X=block_x)
     return out
 
 
@@ -104,11 +119,12 @@ def _backward_triton(grad: Tensor, in_h: int, in_w: int) -> Tensor:
     # candidate output rows / columns per input one (see the kernel's docstring)
     steps_y = 2 * H // in_h + 2
     steps_x = 2 * W // in_w + 2
-    grid = (triton.cdiv(grad_x.numel(), BLOCK),)
+    block_c, block_x = _tiles(c, in_w, _channels_last(grad_x))
+    grid = (n * in_h, triton.cdiv(in_w, block_x), triton.cdiv(c, block_c))
     kernels.upsample_bilinear_backward_kernel[grid](
-        grad, grad_x, grad_x.numel(), c, in_h, in_w, H, W, *grad.stride(), *grad_x.stride(),
-        CHANNELS_LAST=_channels_last(grad_x), COMPUTE=_tl_compute_dtype(grad.dtype),
-        STEPS_Y=steps_y, STEPS_X=steps_x, WIDE=_wide(grad, grad_x), BLOCK=BLOCK)
+        grad, grad_x, c, in_h, in_w, H, W, *grad.stride(), *grad_x.stride(),
+        COMPUTE=_tl_compute_dtype(grad.dtype), STEPS_Y=steps_y, STEPS_X=steps_x,
+        WIDE=_wide(grad, grad_x), BLOCK_C=block_c, BLOCK_X=block_x)
     return grad_x
 
 
