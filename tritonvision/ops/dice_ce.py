@@ -75,6 +75,8 @@ TILE_ELEMENTS = 4096
 PROGRAMS = 1024
 """Forward programs in all (over B samples): bounds the partial-sum buffer to ~PROGRAMS * 5 * C."""
 MAX_GRID_Y = 65535
+NUM_WARPS = 8
+"""Warps per softmax-kernel program (a 4096-logit tile: 16 per thread). Not tuned on a GPU yet."""
 
 
 def _stats_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -170,7 +172,8 @@ def _stats_triton(logits: Tensor, target: Tensor, ignore_index: int, squared_pre
         b1 = min(b, b0 + MAX_GRID_Y)
         kernels.dice_ce_stats_kernel[(per_sample, b1 - b0)](
             x[b0:b1], y[b0:b1], part[b0:b1], bad[b0:b1], c, s, ignore_index, per_sample,
-            SQUARED=squared_pred, COMPUTE=_tl_compute(logits.dtype), BLOCK_C=block_c, BLOCK_S=block_s)
+            SQUARED=squared_pred, COMPUTE=_tl_compute(logits.dtype), BLOCK_C=block_c, BLOCK_S=block_s,
+            num_warps=NUM_WARPS)
     # The kernel counted (and skipped) bad labels in the same pass; one bool comes back to the
     # host, and only on failure is the target read again, to name the label in the error.
     if bool(bad.any()):
@@ -196,7 +199,8 @@ def _stats_backward_triton(logits: Tensor, target: Tensor, grad_stats: Tensor, i
         b1 = min(b, b0 + MAX_GRID_Y)
         kernels.dice_ce_stats_backward_kernel[(triton.cdiv(s, block_s), b1 - b0)](
             x[b0:b1], y[b0:b1], g[b0:b1], grad[b0:b1], c, s, ignore_index,
-            SQUARED=squared_pred, COMPUTE=_tl_compute(logits.dtype), BLOCK_C=block_c, BLOCK_S=block_s)
+            SQUARED=squared_pred, COMPUTE=_tl_compute(logits.dtype), BLOCK_C=block_c, BLOCK_S=block_s,
+            num_warps=NUM_WARPS)
     return grad.reshape(logits.shape)
 
 
@@ -420,43 +424,68 @@ def _dice_terms(inter: Tensor, pred: Tensor, truth: Tensor, include_background: 
     return f
 
 
-def _combine(dice: Tensor, ce: Tensor, lambda_dice: float, lambda_ce: float, reduction: str) -> Tensor:
-    dice = _reduce(dice, reduction)
-    total = torch.zeros_like(dice)
+def _combine(dice: Optional[Tensor], ce: Optional[Tensor], lambda_dice: float, lambda_ce: float,
+             reduction: str, like: Tensor) -> Tensor:
+    """lambda_dice * reduce(dice) + lambda_ce * ce; a term whose lambda is 0 is left out (its NaNs too).
+
+    ``dice`` (the unreduced terms) is only needed when lambda_dice != 0 or reduction is 'none'
+    (for the output shape); few, small ops, as each is a launch on the GPU.
+    """
+    total: Optional[Tensor] = None
     if lambda_dice != 0.0:
-        total = total + lambda_dice * dice
+        total = _reduce(dice, reduction)
+        total = total if lambda_dice == 1.0 else total * lambda_dice
+    elif reduction == "none":
+        total = torch.zeros_like(dice)
     if lambda_ce != 0.0:
-        total = total + lambda_ce * ce
-    return total
+        term = ce if lambda_ce == 1.0 else ce * lambda_ce
+        total = term if total is None else total + term
+    return total if total is not None else like.new_zeros(())
+
+
+def _cross_entropy(stats: Tensor, weight: Optional[Tensor], label_smoothing: float) -> Tensor:
+    """torch's cross_entropy (mean, weight, label_smoothing) from the sums; 0 where no pixel counts.
+
+    Both terms are divided by the summed weight of the valid labels, sum_c w_c G_c, as torch
+    does: ((1 - eps) sum_c w_c N_c + eps / C sum_c w_c L_c) / sum_c w_c G_c.
+    """
+    parts = stats[:, 2:]                                                    # G, N, L: [B, 3, C]
+    if weight is not None:
+        parts = parts * weight.to(stats.dtype)
+    truth, nll, all_nll = parts.sum((0, 2)).unbind()
+    denominator = truth.clamp_min(torch.finfo(stats.dtype).tiny)
+    if label_smoothing == 0.0:
+        return nll / denominator          # no valid pixel: nll is 0 too, so 0
+    numerator = nll * (1.0 - label_smoothing) + all_nll * (label_smoothing / stats.shape[2])
+    return torch.where(truth > 0, numerator / denominator, 0.0)
 
 
 def _softmax_loss(logits: Tensor, target: Tensor, include_background: bool, smooth_nr: float,
                   smooth_dr: float, squared_pred: bool, batch: bool, lambda_ce: float, lambda_dice: float,
                   weight: Optional[Tensor], reduction: str, ignore_index: int, label_smoothing: float) -> Tensor:
     stats = dice_ce_stats_op(logits, target, int(ignore_index), bool(squared_pred))
-    inter, pred, truth, nll, all_nll = stats.unbind(1)                   # each [B, C]
-    dice = _dice_terms(inter, pred, truth, include_background, smooth_nr, smooth_dr, batch, weight)
-    num_classes = logits.shape[1]
-    w = (weight.to(stats.dtype) if weight is not None
-         else torch.ones(num_classes, dtype=stats.dtype, device=stats.device))
-    # torch's cross_entropy, reduction='mean': both terms divided by the summed weight of the valid labels
-    numerator = (1.0 - label_smoothing) * (nll * w).sum() + (label_smoothing / num_classes) * (all_nll * w).sum()
-    denominator = (truth * w).sum()
-    has_pixels = denominator > 0
-    ce = torch.where(has_pixels, numerator / torch.where(has_pixels, denominator, 1.0), 0.0)
-    return _combine(dice, ce, lambda_dice, lambda_ce, reduction)
+    dice = ce = None
+    if lambda_dice != 0.0 or reduction == "none":
+        inter, pred, truth = stats[:, 0], stats[:, 1], stats[:, 2]          # each [B, C]
+        dice = _dice_terms(inter, pred, truth, include_background, smooth_nr, smooth_dr, batch, weight)
+    if lambda_ce != 0.0:
+        ce = _cross_entropy(stats, weight, label_smoothing)
+    return _combine(dice, ce, lambda_dice, lambda_ce, reduction, stats)
 
 
 def _sigmoid_loss(logits: Tensor, target: Tensor, include_background: bool, smooth_nr: float,
                   smooth_dr: float, squared_pred: bool, batch: bool, lambda_ce: float, lambda_dice: float,
                   weight: Optional[Tensor], reduction: str) -> Tensor:
     stats = sigmoid_stats_op(logits, target, bool(squared_pred))
-    inter, pred, truth, pos, neg = stats.unbind(1)                       # each [B, C]
-    dice = _dice_terms(inter, pred, truth, include_background, smooth_nr, smooth_dr, batch, weight)
-    # BCE-with-logits, mean over all B * C * S elements, pos_weight[c] on the positive term
-    pos_weight = weight.to(stats.dtype) if weight is not None else torch.ones_like(pos[0])
-    ce = ((pos * pos_weight).sum() + neg.sum()) / max(logits.numel(), 1)
-    return _combine(dice, ce, lambda_dice, lambda_ce, reduction)
+    dice = ce = None
+    if lambda_dice != 0.0 or reduction == "none":
+        inter, pred, truth = stats[:, 0], stats[:, 1], stats[:, 2]          # each [B, C]
+        dice = _dice_terms(inter, pred, truth, include_background, smooth_nr, smooth_dr, batch, weight)
+    if lambda_ce != 0.0:
+        # BCE-with-logits, mean over all B * C * S elements, pos_weight[c] on the positive term
+        pos = stats[:, 3] if weight is None else stats[:, 3] * weight.to(stats.dtype)
+        ce = (pos.sum() + stats[:, 4].sum()) / max(logits.numel(), 1)
+    return _combine(dice, ce, lambda_dice, lambda_ce, reduction, stats)
 
 
 def dice_ce_loss(logits: Tensor, target: Tensor, *, include_background: bool = True,
