@@ -25,6 +25,7 @@ KERNEL_TEST_MODE = os.environ.get("TRITON_INTERPRET", "0") == "1"
 EXAMPLES = 25 if KERNEL_TEST_MODE else 60
 HYPOTHESIS = settings(deadline=None, max_examples=EXAMPLES,
                       suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+HYPOTHESIS_BATCHED = settings(HYPOTHESIS, max_examples=12 if KERNEL_TEST_MODE else 50)
 WORD_BOUNDARIES = [31, 32, 33, 64, 65, 128]
 
 
@@ -212,7 +213,7 @@ def per_class_reference(boxes, scores, idxs, threshold):
 
 
 @pytest.mark.kernel
-@HYPOTHESIS
+@HYPOTHESIS_BATCHED
 @given(n=st.sampled_from([0, 1, 5] + WORD_BOUNDARIES),
        classes=st.sampled_from([1, 3, 7]),
        distinct=st.sampled_from([None, 5]),
@@ -362,13 +363,13 @@ def test_errors_name_the_op_and_argument():
 @pytest.mark.kernel
 def test_opcheck():
     g = torch.Generator().manual_seed(1)
-    boxes = random_boxes(40, 40.0, generator=g)
-    scores = torch.rand(40, generator=g)
-    idxs = torch.randint(0, 3, (40,), generator=g)
+    boxes = random_boxes(24, 40.0, generator=g)
+    scores = torch.rand(24, generator=g)
+    idxs = torch.randint(0, 3, (24,), generator=g)
     torch.library.opcheck(torch.ops.tritonvision.nms, (boxes, scores, 0.5))
     torch.library.opcheck(torch.ops.tritonvision.batched_nms, (boxes, scores, idxs, 0.5))
     torch.library.opcheck(torch.ops.tritonvision.batched_nms_padded,
-                          (boxes.view(2, 20, 4), torch.rand(2, 20, 3, generator=g), 0.5, 0.2, 8, False))
+                          (boxes.view(2, 12, 4), torch.rand(2, 12, 3, generator=g), 0.5, 0.2, 8, False))
 
 
 class YoloPostprocess(torch.nn.Module):
