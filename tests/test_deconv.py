@@ -177,6 +177,23 @@ def test_grads_when_only_some_inputs_require_them(trainable):
 
 
 @pytest.mark.kernel
+def test_raw_op_with_mixed_dtypes_computes_in_the_dtype_of_x():
+    x, weight, bias, skip = _inputs(1, 6, 5, 3, 3, 2, 2, 0, 0)
+    x_bf16 = x.detach().bfloat16().requires_grad_()
+    out = torch.ops.tritonvision.deconv_skip(x_bf16, weight, bias, skip, 2, 0, 0, "none")
+    assert out.dtype == torch.bfloat16
+    rx, rw, rb, rs = _ref_leaves(x_bf16, weight, bias, skip)
+    ref = reference_deconv(rx, rw, rb, 2, 0, 0) + rs
+    torch.testing.assert_close(out.double(), ref, **TOL[torch.bfloat16])
+    g = torch.randn_like(ref)
+    out.backward(g.bfloat16())
+    ref.backward(g)
+    assert weight.grad.dtype == torch.float32 and x_bf16.grad.dtype == torch.bfloat16
+    scale = rw.grad.abs().max().item()
+    torch.testing.assert_close(weight.grad.double() / scale, rw.grad / scale, atol=3e-2, rtol=3e-2)
+
+
+@pytest.mark.kernel
 def test_empty_batch_gives_empty_output_and_zero_grads():
     x, weight, bias, skip = _inputs(0, 4, 3, 5, 5, 2, 2, 0, 0)
     out = deconv_skip(x, weight, bias, skip, 2, 0, 0, "relu")

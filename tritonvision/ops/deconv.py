@@ -125,10 +125,17 @@ def _launch_add_act(y: Tensor, skip: Optional[Tensor], out: Tensor, relu: bool) 
         COMPUTE=kernels.tl.float64 if y.dtype == torch.float64 else kernels.tl.float32, BLOCK=block)
 
 
+def _like_x(x: Tensor, *tensors: Optional[Tensor]) -> list[Optional[Tensor]]:
+    """The other operands in x's dtype (the public functions already cast them; the raw
+    ``torch.ops`` entries may be called with mixed dtypes)."""
+    return [t if t is None or t.dtype == x.dtype else t.to(x.dtype) for t in tensors]
+
+
 def _forward_into(x: Tensor, weight: Tensor, bias: Optional[Tensor], skip: Optional[Tensor], out: Tensor,
                   stride: int, padding: int, output_padding: int, relu: bool) -> None:
     if out.numel() == 0:
         return
+    weight, bias = _like_x(x, weight, bias)
     if triton_gemm_supported(x.dtype, weight.shape[2], stride):
         _launch_phase(x, weight, bias, skip, out, stride, padding, relu)
     else:
@@ -139,6 +146,7 @@ def _forward_into(x: Tensor, weight: Tensor, bias: Optional[Tensor], skip: Optio
 # ----------------------------------------------------------------------------- deconv_skip
 def _skip_torch(x: Tensor, weight: Tensor, bias: Optional[Tensor], skip: Optional[Tensor], stride: int,
                 padding: int, output_padding: int, activation: str) -> Tensor:
+    weight, bias = _like_x(x, weight, bias)
     y = F.conv_transpose2d(x, weight, bias, stride, padding, output_padding)
     if skip is not None:
         y = y + skip
@@ -174,6 +182,7 @@ def _(x, weight, bias, skip, stride, padding, output_padding, activation):
 def _concat_torch(x: Tensor, weight: Tensor, bias: Optional[Tensor], skip: Tensor, stride: int,
                   padding: int, output_padding: int, activation: str) -> Tensor:
     cout = weight.shape[1]
+    weight, bias = _like_x(x, weight, bias)
     y = F.conv_transpose2d(x, weight, bias, stride, padding, output_padding)
     out = _new_output(x, cout + skip.shape[1], weight.shape[2], stride, padding, output_padding)
     out[:, :cout] = torch.relu(y) if activation == "relu" else y
@@ -203,17 +212,18 @@ def _(x, weight, bias, skip, stride, padding, output_padding, activation):
 def _backward_torch(grad: Tensor, x: Tensor, weight: Tensor, stride: int, padding: int, output_padding: int,
                     need_input: bool, need_weight: bool) -> tuple[Tensor, Tensor]:
     grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
-        grad, x, weight, None, [stride] * 2, [padding] * 2, [1, 1], True, [output_padding] * 2, 1,
+        *_like_x(x, grad), x, *_like_x(x, weight), None, [stride] * 2, [padding] * 2, [1, 1], True,
+        [output_padding] * 2, 1,
         [need_input, need_weight, False])
     grad_x = grad_x.contiguous(memory_format=_memory_format(x)) if need_input else x.new_empty(0)
-    grad_w = grad_w.contiguous() if need_weight else weight.new_empty(0)
+    grad_w = grad_w.contiguous().to(weight.dtype) if need_weight else weight.new_empty(0)
     return grad_x, grad_w
 
 
 def _backward_triton(grad: Tensor, x: Tensor, weight: Tensor, stride: int, padding: int, output_padding: int,
                      need_input: bool, need_weight: bool) -> tuple[Tensor, Tensor]:
     k = weight.shape[2]
-    if not triton_gemm_supported(x.dtype, k, stride) or grad.dtype != x.dtype:
+    if not triton_gemm_supported(x.dtype, k, stride) or not grad.dtype == weight.dtype == x.dtype:
         return _backward_torch(grad, x, weight, stride, padding, output_padding, need_input, need_weight)
     b, cin, h, w = x.shape
     cout, hout, wout = weight.shape[1], grad.shape[2], grad.shape[3]
