@@ -7,7 +7,6 @@ run the Triton kernels in the interpreter pass (small shapes).
 """
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -404,6 +403,14 @@ def test_out_of_range_label_raises_before_launch(bad_label):
 def test_bad_input_gives_clear_error(logits, target, kw, error, match):
     with pytest.raises(error, match=match):
         dice_ce_loss(logits, target, **kw)
+
+
+def test_non_tensor_and_device_mismatch_errors():
+    logits = torch.randn(1, 3, 4)
+    with pytest.raises(TypeError, match="dice_ce_loss: target must be a torch.Tensor"):
+        dice_ce_loss(logits, [0, 1, 2, 0])
+    with pytest.raises(ValueError, match="same device"):
+        dice_ce_loss(logits, torch.zeros(1, 4, dtype=torch.long, device="meta"))
 
 
 # ----------------------------------------------------------------------------- modules

@@ -49,6 +49,22 @@ Semantics and choices (MONAI's DiceCELoss unless stated):
   ``squared_pred``, G squared, as MONAI); its own op pair
   ``tritonvision::sigmoid_dice_bce_stats`` (+ ``_backward``) reads logits and mask
   once each way, like the softmax form. No ignore_index here (the mask is dense).
+
+Implementation notes:
+
+* Memory: besides the gradient, the forward allocates ``[B, P, 5, C]`` partial sums
+  (P <= 1024 / B programs per sample) and a ``[B, P]`` int32 bad-label count; the
+  backward allocates nothing but the gradient. Non-contiguous logits (channels_last)
+  are copied to [B, C, S] first.
+* Deterministic: each program writes its own partial sums, reduced by ``torch.sum``
+  over the program axis (a fixed order); no atomics, so the same input gives
+  bit-identical loss and gradient run to run.
+* Labels may be any integer dtype (uint8 with ignore_index=255 is fine); a target of
+  shape [B, 1, *spatial] is accepted as MONAI's label maps are.
+* The Triton path holds the whole class axis in one register tile; above
+  ``MAX_TRITON_CLASSES`` classes CUDA tensors run the torch implementation instead.
+* First-order gradients only (no double backward). Negative class weights are not
+  rejected (that check would need the weight's values on the host).
 """
 from __future__ import annotations
 
