@@ -38,7 +38,7 @@ def reference_dice_ce(logits, target, *, include_background=True, smooth_nr=1e-5
     pred = (prob ** 2 if squared_pred else prob).sum(dims)
     truth = onehot.sum(dims)
     dice = 1 - (2 * inter + smooth_nr) / (pred + truth + smooth_dr)
-    w = torch.ones(num_classes, dtype=torch.float64) if weight is None else weight.double()
+    w = torch.ones(num_classes, dtype=torch.float64, device=x.device) if weight is None else weight.double()
     dice_w = w
     if not include_background and num_classes > 1:
         dice, dice_w = dice[..., 1:], w[1:]
@@ -50,7 +50,7 @@ def reference_dice_ce(logits, target, *, include_background=True, smooth_nr=1e-5
     q = (1 - label_smoothing) * onehot + label_smoothing / num_classes * valid
     numerator = -(q * wb * torch.where(valid.bool(), x.log_softmax(1), 0.0)).sum()
     denominator = (onehot * wb).sum()
-    ce = numerator / denominator if denominator > 0 else torch.zeros((), dtype=torch.float64)
+    ce = numerator / denominator if denominator > 0 else x.new_zeros(())
     return lambda_dice * dice + lambda_ce * ce
 
 
@@ -507,6 +507,9 @@ def test_compile_fullgraph_forward_and_backward():
     expected.backward()
     torch.testing.assert_close(loss, expected, atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(grad, model.scale.grad, atol=1e-6, rtol=1e-5)
+    target[1, 2, 3] = 7                                  # the compiled graph still validates labels
+    with pytest.raises(ValueError, match="target has label 7 but logits have 5 classes"):
+        compiled(image, target)
 
 
 @pytest.mark.kernel
