@@ -35,11 +35,13 @@ and skip to the autocast dtype when autocast is enabled for x's device, as
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 import triton
+import triton.language as tl
 from torch import Tensor
 
 from tritonvision.kernels import deconv as kernels
@@ -122,7 +124,7 @@ def _launch_add_act(y: Tensor, skip: Optional[Tensor], out: Tensor, relu: bool) 
     kernels.add_act_kernel[(triton.cdiv(n, block),)](
         y, sk, out, n, *y.shape[1:], *y.stride(), *sk.stride(), *out.stride(),
         HAS_SKIP=skip is not None, RELU=relu,
-        COMPUTE=kernels.tl.float64 if y.dtype == torch.float64 else kernels.tl.float32, BLOCK=block)
+        COMPUTE=tl.float64 if y.dtype == torch.float64 else tl.float32, BLOCK=block)
 
 
 def _like_x(x: Tensor, *tensors: Optional[Tensor]) -> list[Optional[Tensor]]:
@@ -131,16 +133,22 @@ def _like_x(x: Tensor, *tensors: Optional[Tensor]) -> list[Optional[Tensor]]:
     return [t if t is None or t.dtype == x.dtype else t.to(x.dtype) for t in tensors]
 
 
+def _on_device(x: Tensor):
+    """Launch on x's GPU whatever the current device is."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
 def _forward_into(x: Tensor, weight: Tensor, bias: Optional[Tensor], skip: Optional[Tensor], out: Tensor,
                   stride: int, padding: int, output_padding: int, relu: bool) -> None:
     if out.numel() == 0:
         return
     weight, bias = _like_x(x, weight, bias)
-    if triton_gemm_supported(x.dtype, weight.shape[2], stride):
-        _launch_phase(x, weight, bias, skip, out, stride, padding, relu)
-    else:
-        y = F.conv_transpose2d(x, weight, bias, stride, padding, output_padding)
-        _launch_add_act(y, skip, out, relu)
+    with _on_device(x):
+        if triton_gemm_supported(x.dtype, weight.shape[2], stride):
+            _launch_phase(x, weight, bias, skip, out, stride, padding, relu)
+        else:
+            y = F.conv_transpose2d(x, weight, bias, stride, padding, output_padding)
+            _launch_add_act(y, skip, out, relu)
 
 
 # ----------------------------------------------------------------------------- deconv_skip
@@ -221,6 +229,12 @@ def _backward_torch(grad: Tensor, x: Tensor, weight: Tensor, stride: int, paddin
 
 
 def _backward_triton(grad: Tensor, x: Tensor, weight: Tensor, stride: int, padding: int, output_padding: int,
+                     need_input: bool, need_weight: bool) -> tuple[Tensor, Tensor]:
+    with _on_device(x):
+        return _backward_launch(grad, x, weight, stride, padding, output_padding, need_input, need_weight)
+
+
+def _backward_launch(grad: Tensor, x: Tensor, weight: Tensor, stride: int, padding: int, output_padding: int,
                      need_input: bool, need_weight: bool) -> tuple[Tensor, Tensor]:
     k = weight.shape[2]
     if not triton_gemm_supported(x.dtype, k, stride) or not grad.dtype == weight.dtype == x.dtype:
