@@ -39,27 +39,31 @@ def _argmax_over_classes(logits_ptr, b, s, valid, C, stride_b, stride_c, stride_
 
 @triton.jit
 def confusion_matrix_kernel(
-        target_ptr, pred_ptr, out_ptr, n_pixels, K, ignore_index,
-        S, C, stride_b, stride_c, stride_s,
+        target_ptr, pred_ptr, out_ptr, S, chunks_per_row, K, ignore_index,
+        C, stride_b, stride_c, stride_s,
         FROM_LOGITS: tl.constexpr, LOCAL_HIST: tl.constexpr, NUM_BINS: tl.constexpr,
         ITERS: tl.constexpr, BLOCK: tl.constexpr):
     """out[t, p] += number of pixels with target t and prediction p.
 
-    target: flat [n_pixels] integer labels. Prediction: flat [n_pixels] integer labels
-    (FROM_LOGITS=False) or logits [B, C, S] with strides (stride_b, stride_c, stride_s)
-    and n_pixels = B * S (FROM_LOGITS=True, argmax over C fused).
+    target: [B, S] integer labels, contiguous. Prediction: [B, S] integer labels,
+    contiguous (FROM_LOGITS=False; the host passes B = 1, S = all pixels), or logits
+    [B, C, S] with strides (stride_b, stride_c, stride_s) (FROM_LOGITS=True, argmax
+    over C fused). Program (b * chunks_per_row + chunk) counts ITERS * BLOCK pixels
+    of row b: one scalar division per program, none per pixel.
     """
-    start = tl.program_id(0).to(tl.int64) * (ITERS * BLOCK)
+    pid = tl.program_id(0)
+    b = (pid // chunks_per_row).to(tl.int64)
+    start = (pid % chunks_per_row).to(tl.int64) * (ITERS * BLOCK)
     if LOCAL_HIST:
         hist = tl.zeros([NUM_BINS], dtype=tl.int32)
     for it in range(ITERS):
         offs = start + it * BLOCK + tl.arange(0, BLOCK)
-        in_range = offs < n_pixels
-        t = tl.load(target_ptr + offs, mask=in_range, other=0).to(tl.int64)
+        in_range = offs < S
+        t = tl.load(target_ptr + b * S + offs, mask=in_range, other=0).to(tl.int64)
         if FROM_LOGITS:
-            p = _argmax_over_classes(pred_ptr, offs // S, offs % S, in_range, C, stride_b, stride_c, stride_s)
+            p = _argmax_over_classes(pred_ptr, b, offs, in_range, C, stride_b, stride_c, stride_s)
         else:
-            p = tl.load(pred_ptr + offs, mask=in_range, other=0).to(tl.int64)
+            p = tl.load(pred_ptr + b * S + offs, mask=in_range, other=0).to(tl.int64)
         ok = in_range & (t != ignore_index) & (t >= 0) & (t < K) & (p >= 0) & (p < K)
         pair = t * K + p
         if LOCAL_HIST:

@@ -46,21 +46,22 @@ def _launch(target: Tensor, pred_or_logits: Tensor, num_classes: int, ignore_ind
     n_pixels = target.numel()
     if n_pixels == 0 or k == 0:
         return out
-    target = target.reshape(-1).contiguous()
     if from_logits:
-        s, c = pred_or_logits.shape[2], pred_or_logits.shape[1]
-        strides = pred_or_logits.stride()
+        rows, s = target.shape                                  # target [B, S], logits [B, C, S]
+        c, strides = pred_or_logits.shape[1], pred_or_logits.stride()
     else:
+        rows, s = 1, n_pixels
         pred_or_logits = pred_or_logits.reshape(-1).contiguous()
-        s, c, strides = 1, 1, (0, 0, 0)
+        c, strides = 1, (0, 0, 0)
+    target = target.reshape(-1).contiguous()
     num_bins = triton.next_power_of_2(k * k + 1)
     local = num_bins <= MAX_LOCAL_BINS
-    # a few fixed work sizes per program (so few compiled variants): big inputs get
+    # a few fixed work sizes per program (so few compiled variants): long rows get
     # more blocks per program, hence fewer global atomics
-    iters = 16 if n_pixels >= 16 * 256 * BLOCK else 4 if n_pixels >= 4 * 64 * BLOCK else 1
-    grid = (triton.cdiv(n_pixels, iters * BLOCK),)
-    kernels.confusion_matrix_kernel[grid](
-        target, pred_or_logits, out, n_pixels, k, ignore_index, s, c, *strides,
+    iters = 16 if s >= 16 * 64 * BLOCK else 4 if s >= 4 * 16 * BLOCK else 1
+    chunks = triton.cdiv(s, iters * BLOCK)
+    kernels.confusion_matrix_kernel[(rows * chunks,)](
+        target, pred_or_logits, out, s, chunks, k, ignore_index, c, *strides,
         FROM_LOGITS=from_logits, LOCAL_HIST=local, NUM_BINS=num_bins if local else 1,
         ITERS=iters, BLOCK=BLOCK)
     return out
