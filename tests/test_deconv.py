@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 import triton
 from hypothesis import given, settings
 from hypothesis import strategies as st
