@@ -211,7 +211,8 @@ def _scan_triton(boxes: Tensor, removed: Tensor, seg_end: Tensor | None, iou_thr
     iou_kernels.box_iou_threshold_kernel[grid](
         boxes, boxes, mask, m, m, words, threshold, UPPER=True,
         COMPUTE=iou_kernels.tl.float64 if compute == torch.float64 else iou_kernels.tl.float32,
-        BLOCK_N=block_n, BLOCK_WORDS=block_words)
+        BLOCK_N=block_n, BLOCK_WORDS=block_words,
+        enable_fp_fusion=False)  # no FMA contraction: the IoU rounds as torchvision's CPU arithmetic
     if threshold < 0:
         mask &= ~_empty_union_words(boxes)
     removed_words = _pack_bits(removed)
@@ -237,10 +238,11 @@ def _compact_torch(keep: Tensor, k: int) -> tuple[Tensor, Tensor]:
 def _compact_triton(keep: Tensor, k: int) -> tuple[Tensor, Tensor]:
     """nms_compact_kernel: one program per row, prefix-sum compaction. No host sync."""
     batch, m = keep.shape
+    if batch == 0 or m == 0 or k == 0:                     # nothing to launch over
+        return (torch.full((batch, k), -1, dtype=torch.int64, device=keep.device),
+                torch.zeros((batch,), dtype=torch.int64, device=keep.device))
     out = torch.empty((batch, k), dtype=torch.int64, device=keep.device)
     counts = torch.empty((batch,), dtype=torch.int64, device=keep.device)
-    if batch == 0:
-        return out, counts
     kernels.nms_compact_kernel[(batch,)](keep.to(torch.int8).contiguous(), out, counts, m, k, BLOCK=256)
     return out, counts
 
