@@ -500,6 +500,21 @@ def test_fast_result_reader_gives_json_doubles_and_falls_back_on_anything_else(t
                 np.array([r["bbox"] for r in records], dtype=np.float64))
     for got, want in zip(fast, expected):
         np.testing.assert_array_equal(got, want)
+    # the template path (four keys, one layout) must give the same doubles too
+    plain = [{k: r[k] for k in ("image_id", "category_id", "bbox", "score")} for r in records]
+    plain_text = json.dumps(plain).encode()
+    template = coco_json._template_results(plain_text)
+    assert template is not None
+    for got, want in zip(template, expected):
+        np.testing.assert_array_equal(got, want)
+    # a later object with another key order is not the template, but still read exactly
+    shuffled = plain[:5] + [{"score": plain[5]["score"], "bbox": plain[5]["bbox"], "image_id": plain[5]["image_id"],
+                             "category_id": plain[5]["category_id"]}] + plain[6:]
+    assert coco_json._template_results(json.dumps(shuffled).encode()) is None
+    for got, want in zip(coco_json._fast_results(json.dumps(shuffled).encode()), expected):
+        np.testing.assert_array_equal(got, want)
+    assert coco_json._template_results(json.dumps([{**plain[0], "image_id": True}]).encode()) is None
+    assert coco_json._template_results(json.dumps(plain[:2] + [{**plain[2], "score": "0.5"}]).encode()) is None
     nested = [{**records[0], "segmentation": {"size": [1, 1], "counts": "a"}}]
     for other in (nested, [{**records[0], "bbox": [1, 2, 3]}], [{**records[0], "image_id": 1.5}],
                   [{**records[0], "score": float("nan")}], {"annotations": records}, []):

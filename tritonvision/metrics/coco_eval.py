@@ -229,7 +229,16 @@ def evaluate(boxes: CocoBoxes, iou_thresholds=IOU_THRESHOLDS, max_dets=MAX_DETS,
     needed = _needed_true_positives(npig)                     # [A, K, R]
     needed_rows = np.repeat(needed, T, axis=0)                # [AT, K, R]
     defined = np.repeat(npig > 0, T, axis=0)                  # [AT, K]
-    acc_order = np.lexsort((d_rank, d_img, -d_score, d_cat))  # per category, as pycocotools concatenates
+    # per category by score; ties in (image, rank) order = array order, as pycocotools concatenates
+    acc_order = np.lexsort((-d_score, d_cat))
+    acc_position = np.empty(D, dtype=np.int64)
+    acc_position[acc_order] = np.arange(D)
+    # the matches sorted once by (row, category, accumulation position); each maxDets
+    # subset keeps that order
+    hit_order = np.argsort((hits_row * K + d_cat[hits_det]) * np.int64(D + 1) + acc_position[hits_det],
+                           kind="stable")
+    hits_row, hits_det, hit_tp, hit_delta = (hits_row[hit_order], hits_det[hit_order], hit_tp[hit_order],
+                                             hit_delta[hit_order])
     eps = np.spacing(1)
     for m, md in enumerate(max_dets):
         order_m = acc_order[d_rank[acc_order] < md]
@@ -247,10 +256,7 @@ def evaluate(boxes: CocoBoxes, iou_thresholds=IOU_THRESHOLDS, max_dets=MAX_DETS,
         h_row, h_det = hits_row[sel], hits_det[sel]
         h_area, h_cat, h_pos = h_row // T, d_cat[h_det], position[h_det]
         h_group = h_row * K + h_cat
-        o = np.lexsort((h_pos, h_group))
-        h_row, h_det, h_area, h_cat, h_pos, h_group = (h_row[o], h_det[o], h_area[o], h_cat[o],
-                                                       h_pos[o], h_group[o])
-        h_tp, h_delta = hit_tp[sel][o], hit_delta[sel][o]
+        h_tp, h_delta = hit_tp[sel], hit_delta[sel]
         nonignored = base_cum[h_area, h_pos + 1] - before[h_area, h_cat] + _segment_cumsum(h_delta, h_group)
         # true positives: their count within the group, precision there, its suffix max
         tp_group, tp_det = h_group[h_tp], h_det[h_tp]
