@@ -85,6 +85,23 @@ def test_confusion_matrix_hypothesis_against_pixel_loop(k, b, h, w, ignore, seed
 
 
 @pytest.mark.kernel
+@pytest.mark.parametrize("k", [3, 70])
+def test_confusion_matrix_many_chunks_per_row(monkeypatch, k):
+    # 16-pixel blocks: several blocks per program and several programs per image row,
+    # on both the local-histogram (k=3) and the per-pixel atomics (k=70) paths
+    import importlib
+    cm_ops = importlib.import_module("tritonvision.ops.confusion_matrix")   # the module, not the function
+    monkeypatch.setattr(cm_ops, "BLOCK", 16)
+    shape = (2, 40, 30) if k == 3 else (2, 5, 9)        # k=3: 4 blocks per program too
+    logits = torch.randn(shape[0], k, *shape[1:])
+    target = torch.randint(0, k, shape)
+    target[:, 0] = -100
+    expected = reference_confmat(logits.argmax(1), target, k, -100)
+    assert torch.equal(confusion_matrix_from_logits(logits, target), expected)
+    assert torch.equal(confusion_matrix(logits.argmax(1), target, k), expected)
+
+
+@pytest.mark.kernel
 def test_confusion_matrix_uint8_masks_with_255_ignored_and_int32_preds():
     target = torch.randint(0, 4, (2, 6, 5), dtype=torch.uint8)
     target[0, :2] = 255
