@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import torch
 import triton
+import triton.language as tl
 from torch import Tensor
 
 from tritonvision.kernels import box_iou as iou_kernels
@@ -43,6 +44,10 @@ PRE_NMS_TOP_K = 4096
 the highest-scoring ones above the score threshold (``torch.topk``, fixed k)."""
 CPU_BLOCK = 256
 """Boxes resolved together per step of the CPU scan."""
+
+
+Detections = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
+"""batched_nms_padded's (boxes, scores, labels, indices, counts)."""
 
 
 # ----------------------------------------------------------------------------- thresholds
@@ -194,8 +199,9 @@ def _scan_triton(boxes: Tensor, removed: Tensor, seg_end: Tensor | None, iou_thr
     """Greedy NMS keep flags [B, M] bool over score-sorted boxes [B, M, 4].
 
     removed [B, M] bool: boxes out from the start; seg_end [B, M] or None (one
-    segment): box i may only suppress boxes j < seg_end[i] (its class run). Two launches: the IoU bitmask
-    (box_iou_threshold_kernel, upper triangle) and nms_scan_kernel. No host sync.
+    segment): box i may only suppress boxes j < seg_end[i] (its class run). Two
+    launches: the IoU bitmask (box_iou_threshold_kernel, upper triangle) and
+    nms_scan_kernel. No host sync. Memory: the bitmask, B * M * ceil(M / 32) * 4 bytes.
     """
     batch, m = removed.shape
     keep = torch.zeros((batch, m), dtype=torch.int8, device=boxes.device)
@@ -210,7 +216,7 @@ def _scan_triton(boxes: Tensor, removed: Tensor, seg_end: Tensor | None, iou_thr
     grid = (triton.cdiv(m, block_n), triton.cdiv(words, block_words), batch)
     iou_kernels.box_iou_threshold_kernel[grid](
         boxes, boxes, mask, m, m, words, threshold, UPPER=True,
-        COMPUTE=iou_kernels.tl.float64 if compute == torch.float64 else iou_kernels.tl.float32,
+        COMPUTE=tl.float64 if compute == torch.float64 else tl.float32,
         BLOCK_N=block_n, BLOCK_WORDS=block_words,
         enable_fp_fusion=False)  # no FMA contraction: the IoU rounds as torchvision's CPU arithmetic
     if threshold < 0:
@@ -219,7 +225,7 @@ def _scan_triton(boxes: Tensor, removed: Tensor, seg_end: Tensor | None, iou_thr
     segmented = seg_end is not None
     seg_end = seg_end.to(torch.int32).contiguous() if segmented else removed_words
     kernels.nms_scan_kernel[(batch,)](mask, removed_words, seg_end, keep, m, words,
-                                      SEGMENTED=segmented, BLOCK_WORDS=64)
+                                      SEGMENTED=segmented, BLOCK_WORDS=128)
     return keep.bool()
 
 
@@ -324,7 +330,8 @@ def _batched_triton(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: 
 
 batched_nms_op = fused_op(
     "batched_nms", _batched_torch, _batched_triton,
-    example=lambda d: (_random_boxes(40, d), torch.rand(40, device=d), torch.randint(0, 3, (40,), device=d), 0.5))
+    example=lambda d: (_random_boxes(40, d), torch.rand(40, device=d), torch.randint(0, 3, (40,), device=d),
+                       0.5))
 
 
 @batched_nms_op.register_fake
@@ -383,20 +390,21 @@ def _padded_impl(boxes: Tensor, scores: Tensor, iou_threshold: float, score_thre
 
 
 def _padded_torch(boxes: Tensor, scores: Tensor, iou_threshold: float, score_threshold: float,
-                  max_output_per_image: int, class_agnostic: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+                  max_output_per_image: int, class_agnostic: bool) -> Detections:
     return _padded_impl(boxes, scores, iou_threshold, score_threshold, max_output_per_image,
                         class_agnostic, triton_path=False)
 
 
 def _padded_triton(boxes: Tensor, scores: Tensor, iou_threshold: float, score_threshold: float,
-                   max_output_per_image: int, class_agnostic: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+                   max_output_per_image: int, class_agnostic: bool) -> Detections:
     return _padded_impl(boxes, scores, iou_threshold, score_threshold, max_output_per_image,
                         class_agnostic, triton_path=True)
 
 
 batched_nms_padded_op = fused_op(
     "batched_nms_padded", _padded_torch, _padded_triton,
-    example=lambda d: (_random_boxes(30, d).view(2, 15, 4), torch.rand(2, 15, 3, device=d), 0.5, 0.2, 10, False))
+    example=lambda d: (_random_boxes(30, d).view(2, 15, 4), torch.rand(2, 15, 3, device=d),
+                       0.5, 0.2, 10, False))
 
 
 @batched_nms_padded_op.register_fake
