@@ -120,46 +120,68 @@ def _flat(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
 
 
 # ----------------------------------------------------------------------------- torch path
-def _softmax_parts(logits: Tensor, target: Tensor, ignore_index: int):
+def _labels(logits: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor, Tensor, bool]:
+    """x [B, C, S] in the compute dtype, safe labels [B, S] (0 where not valid), the valid mask, all valid?"""
     x, y = _flat(logits, target)
     x = x.to(_stats_dtype(logits.dtype))
     y = y.long()
     valid = (y != ignore_index) & (y >= 0) & (y < x.shape[1])  # as the kernels: never index with a bad label
-    y_safe = torch.where(valid, y, 0)
-    logp = x.log_softmax(1)
-    return x, y_safe, valid.to(x.dtype), logp, logp.exp()
+    all_valid = bool(valid.all())
+    return x, (y if all_valid else torch.where(valid, y, 0)), valid, all_valid
 
 
 def _stats_torch(logits: Tensor, target: Tensor, ignore_index: int, squared_pred: bool) -> Tensor:
-    """The five sums with scatter_add over the labels (no one-hot)."""
+    """The five sums: per-label terms scatter-added over the labels (no one-hot), the all-class
+    sums as reductions over the pixels; about five passes over [B, C, S] (CPU path)."""
     num_classes = logits.shape[1]
     _check_labels(target, num_classes, ignore_index)
-    x, y, valid, logp, p = _softmax_parts(logits, target, ignore_index)
-    b = x.shape[0]
-    p_y = p.gather(1, y[:, None])[:, 0] * valid
-    nll_y = -logp.gather(1, y[:, None])[:, 0] * valid
-    per_label = torch.stack([p_y, valid, nll_y], 1)                     # [B, 3, S]
-    by_label = x.new_zeros(b, 3, num_classes).scatter_add_(2, y[:, None].expand_as(per_label), per_label)
-    pred = (p * p if squared_pred else p) * valid[:, None]
-    return torch.stack([by_label[:, 0], pred.sum(2), by_label[:, 1], by_label[:, 2],
-                        -(logp * valid[:, None]).sum(2)], 1)
+    x, y, valid, all_valid = _labels(logits, target, ignore_index)
+    logp = x.log_softmax(1)
+    p = logp.exp()
+    vf = valid.to(x.dtype)
+    p_y = p.gather(1, y[:, None])[:, 0] * vf
+    nll_y = logp.gather(1, y[:, None])[:, 0].neg_() * vf
+    per_label = torch.stack([p_y, vf, nll_y], 1)                        # [B, 3, S]
+    by_label = x.new_zeros(x.shape[0], 3, num_classes).scatter_add_(2, y[:, None].expand_as(per_label), per_label)
+    pred = p * p if squared_pred else p
+    if all_valid:
+        pred_sum, nll_sum = pred.sum(2), logp.sum(2).neg_()
+    else:
+        pred_sum = torch.bmm(pred, vf[:, :, None])[:, :, 0]
+        nll_sum = logp.masked_fill_(~valid[:, None], 0.0).sum(2).neg_()  # -inf logits of ignored pixels stay out
+    return torch.stack([by_label[:, 0], pred_sum, by_label[:, 1], by_label[:, 2], nll_sum], 1)
 
 
 def _stats_backward_torch(logits: Tensor, target: Tensor, grad_stats: Tensor, ignore_index: int,
                           squared_pred: bool) -> Tensor:
-    """dL/dlogits from dL/dstats, the same chain rule as the kernel, vectorised."""
-    x, y, valid, logp, p = _softmax_parts(logits, target, ignore_index)
+    """dL/dlogits from dL/dstats, the kernel's chain rule regrouped for few passes (CPU path):
+
+        dL/dx_c = p_c (gP_c' + K) - gL_c + [c == y] (p_y gI_y - gN_y),
+        K = sum_k gL_k + gN_y - sum_k p_k gP_k' - p_y gI_y,
+
+    with gP_c' = gP_c (2 p_c gP_c with squared_pred), zero on pixels that are not valid.
+    """
+    x, y, valid, all_valid = _labels(logits, target, ignore_index)
+    p = x.softmax(1)
     g = grad_stats.to(x.dtype)
     g_i, g_p, g_n, g_l = g[:, 0], g[:, 1], g[:, 3], g[:, 4]             # [B, C]
-    d_p = (2 * p * g_p[:, :, None] if squared_pred else g_p[:, :, None].expand_as(p)) * valid[:, None]
-    d_logp = -g_l[:, :, None] * valid[:, None]
     p_y = p.gather(1, y[:, None])[:, 0]
-    g_i_y = g_i.gather(1, y) * valid
-    g_n_y = g_n.gather(1, y) * valid
-    sum_pdp = (p * d_p).sum(1) + p_y * g_i_y
-    sum_dlogp = d_logp.sum(1) - g_n_y
-    grad = p * (d_p - sum_pdp[:, None]) + d_logp - p * sum_dlogp[:, None]
+    g_i_y, g_n_y = g_i.gather(1, y), g_n.gather(1, y)                    # [B, S]
+    if squared_pred:
+        p_gp = p * g_p[:, :, None]
+        sum_pdp = 2.0 * (p_gp * p).sum(1)
+    else:
+        sum_pdp = torch.bmm(g_p[:, None, :], p)[:, 0]
+    k = g_l.sum(1, keepdim=True) + g_n_y - sum_pdp - p_y * g_i_y
+    grad = p * k[:, None]
+    if squared_pred:
+        grad.addcmul_(p_gp, p, value=2.0)
+    else:
+        grad.addcmul_(p, g_p[:, :, None])
+    grad.sub_(g_l[:, :, None])
     grad.scatter_add_(1, y[:, None], (p_y * g_i_y - g_n_y)[:, None])
+    if not all_valid:
+        grad.masked_fill_(~valid[:, None], 0.0)
     return grad.to(logits.dtype).reshape(logits.shape)
 
 
