@@ -121,7 +121,9 @@ def evaluate(boxes: CocoBoxes, iou_thresholds=IOU_THRESHOLDS, max_dets=MAX_DETS,
     d_cat = boxes.det_category[keep].astype(np.int64)
     d_score = boxes.det_score[keep].astype(np.float64)
     d_box = boxes.det_xywh[keep].astype(np.float64).reshape(-1, 4)
-    order = np.lexsort((-d_score, d_cat, d_img))  # stable: ties keep input order
+    # by (image, category, descending score), ties in input order: two stable sorts
+    by_score = np.argsort(-d_score, kind="stable")
+    order = by_score[np.argsort((d_img * K + d_cat)[by_score], kind="stable")]
     d_img, d_cat, d_score, d_box = d_img[order], d_cat[order], d_score[order], d_box[order]
     d_key = d_img * K + d_cat
     _, starts, lengths = _group_bounds(d_key)
