@@ -385,21 +385,30 @@ def test_out_of_range_label_raises_before_launch(bad_label):
     assert torch.isfinite(DiceCELoss(ignore_index=255)(logits, target))
 
 
-@pytest.mark.parametrize("logits,target,kw,error,match", [
-    (torch.randint(0, 3, (2, 3, 4, 4)), torch.zeros(2, 4, 4, dtype=torch.long), {}, TypeError, "logits must be a floating"),
+def _labels(*shape):
+    return torch.zeros(shape, dtype=torch.long)
+
+
+BAD_INPUTS = [  # logits, target, options, error, message
+    (torch.randint(0, 3, (2, 3, 4, 4)), _labels(2, 4, 4), {}, TypeError, "logits must be a floating"),
     (torch.randn(2, 3, 4, 4), torch.zeros(2, 4, 4), {}, TypeError, "target must be an integer tensor"),
     (torch.randn(2, 3, 4, 4), torch.zeros(2, 4, 4, dtype=torch.bool), {}, TypeError, "integer tensor"),
-    (torch.randn(2, 3, 4, 4), torch.zeros(2, 4, 5, dtype=torch.long), {}, ValueError, r"target must have shape \[B, \*spatial\] = \[2, 4, 4\]"),
-    (torch.randn(2, 3, 4, 4), torch.zeros(3, 4, 4, dtype=torch.long), {}, ValueError, "target must have shape"),
-    (torch.randn(2, 3), torch.zeros(2, dtype=torch.long), {}, ValueError, "logits must have shape"),
-    (torch.randn(2, 3, 4), torch.zeros(2, 4, dtype=torch.long), dict(weight=torch.ones(4)), ValueError, "weight must have shape"),
-    (torch.randn(2, 3, 4), torch.zeros(2, 4, dtype=torch.long), dict(reduction="avg"), ValueError, "reduction must be one of"),
-    (torch.randn(2, 3, 4), torch.zeros(2, 4, dtype=torch.long), dict(label_smoothing=1.5), ValueError, "label_smoothing"),
-    (torch.randn(2, 3, 4), torch.zeros(2, 4, dtype=torch.long), dict(lambda_ce=-1.0), ValueError, "lambda"),
-    (torch.randn(2, 3, 4), torch.zeros(2, 3, 4, dtype=torch.long), dict(sigmoid=True), TypeError, "float mask"),
+    (torch.randn(2, 3, 4, 4), _labels(2, 4, 5), {}, ValueError,
+     r"target must have shape \[B, \*spatial\] = \[2, 4, 4\]"),
+    (torch.randn(2, 3, 4, 4), _labels(3, 4, 4), {}, ValueError, "target must have shape"),
+    (torch.randn(2, 3), _labels(2), {}, ValueError, "logits must have shape"),
+    (torch.randn(2, 3, 4), _labels(2, 4), dict(weight=torch.ones(4)), ValueError, "weight must have shape"),
+    (torch.randn(2, 3, 4), _labels(2, 4), dict(reduction="avg"), ValueError, "reduction must be one of"),
+    (torch.randn(2, 3, 4), _labels(2, 4), dict(label_smoothing=1.5), ValueError, "label_smoothing"),
+    (torch.randn(2, 3, 4), _labels(2, 4), dict(lambda_ce=-1.0), ValueError, "lambda"),
+    (torch.randn(2, 3, 4), _labels(2, 3, 4), dict(sigmoid=True), TypeError, "float mask"),
     (torch.randn(2, 3, 4), torch.zeros(2, 4), dict(sigmoid=True), ValueError, "logits' shape"),
-    (torch.randn(2, 3, 4), torch.zeros(2, 3, 4), dict(sigmoid=True, label_smoothing=0.1), ValueError, "label_smoothing"),
-])
+    (torch.randn(2, 3, 4), torch.zeros(2, 3, 4), dict(sigmoid=True, label_smoothing=0.1), ValueError,
+     "label_smoothing"),
+]
+
+
+@pytest.mark.parametrize("logits,target,kw,error,match", BAD_INPUTS)
 def test_bad_input_gives_clear_error(logits, target, kw, error, match):
     with pytest.raises(error, match=match):
         dice_ce_loss(logits, target, **kw)
