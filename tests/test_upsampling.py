@@ -304,6 +304,13 @@ def test_upsample_bilinear_add_small_tiles_split_rows_and_channels(monkeypatch, 
     torch.testing.assert_close(torch.autograd.grad(out, x, g)[0], adjoint(g), **TOL[torch.float64])
 
 
+def test_upsample_bilinear_add_grad_of_skip_only():
+    x = torch.randn(1, 2, 3, 4)
+    skip = torch.randn(1, 2, 6, 8, requires_grad=True)
+    g = torch.randn(1, 2, 6, 8)
+    assert torch.equal(torch.autograd.grad(upsample_bilinear_add(x, skip), skip, g)[0], g)
+
+
 @pytest.mark.kernel
 def test_upsample_bilinear_add_one_pixel_and_identity_scale():
     x = torch.randn(2, 2, 1, 1)

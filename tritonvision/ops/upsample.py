@@ -147,8 +147,10 @@ def _setup_context(ctx, inputs, output):
 
 
 def _backward(ctx, grad):
-    grad_x = upsample_bilinear_backward_op(grad, *ctx.in_size)
-    return grad_x.to(ctx.x_dtype), grad
+    grad_x = None
+    if ctx.needs_input_grad[0]:
+        grad_x = upsample_bilinear_backward_op(grad, *ctx.in_size).to(ctx.x_dtype)
+    return grad_x, grad if ctx.needs_input_grad[1] else None
 
 
 upsample_bilinear_add_op.register_autograd(_backward, setup_context=_setup_context)
