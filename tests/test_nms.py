@@ -193,6 +193,30 @@ def test_nms_large_cpu_input_matches_torchvision():
         assert torch.equal(nms(boxes, scores, 0.5), torchvision.ops.nms(boxes, scores, 0.5))
 
 
+@settings(HYPOTHESIS, max_examples=40)
+@given(n=st.sampled_from([9, 30, 64, 100]),
+       classes=st.sampled_from([1, 4]),
+       distinct=st.sampled_from([None, 6]),
+       threshold=st.sampled_from([-0.5, 0.0, 0.3, 0.6]),
+       seed=st.integers(0, 2**31 - 1))
+def test_cpu_scan_across_many_blocks(n, classes, distinct, threshold, seed):
+    """The CPU scan resolves CPU_BLOCK boxes at a time; shrink the block so small inputs
+    cross many block boundaries (plain and per-class, dense and sparse scenes)."""
+    g = torch.Generator().manual_seed(seed)
+    boxes = random_boxes(n, spread=float(torch.randint(10, 200, (1,), generator=g)), generator=g)
+    scores = random_scores(n, distinct, generator=g)
+    idxs = torch.randint(0, classes, (n,), generator=g)
+    block = nms_module.CPU_BLOCK
+    nms_module.CPU_BLOCK = int(torch.randint(1, 12, (1,), generator=g))
+    try:
+        got_nms = nms(boxes, scores, threshold)
+        got_batched = torch.ops.tritonvision.batched_nms(boxes, scores, idxs, threshold)
+    finally:
+        nms_module.CPU_BLOCK = block
+    assert torch.equal(got_nms, torchvision.ops.nms(boxes, scores, threshold))
+    assert torch.equal(got_batched, per_class_reference(boxes, scores, idxs, threshold))
+
+
 def test_nms_non_contiguous_inputs():
     boxes = random_boxes(80, spread=30.0)
     scores = torch.rand(80, 2)[:, 1]
