@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from tritonvision.metrics import MeanAveragePrecision, plot_pr_curves
-    from tritonvision.metrics.coco_json import load_json
+    from tritonvision.metrics.coco_json import read_ground_truth, read_results
     from tritonvision.metrics.detection import format_result
 
     for path, what in ((args.gt, "ground-truth annotation"), (args.results, "detection results")):
@@ -51,19 +51,15 @@ def run(args: argparse.Namespace) -> int:
     with _progress(large and not args.no_progress) as bar:
         try:
             bar.set_postfix_str("reading ground truth")
-            gt = load_json(args.gt, "ground-truth annotation")
+            gt = read_ground_truth(args.gt)
             bar.update()
             bar.set_postfix_str("reading results")
-            results = load_json(args.results, "detection results")
+            results = read_results(args.results, gt)
             bar.update()
             kwargs = {"iou_thresholds": [args.iou]} if args.iou is not None and args.style != "coco" else {}
-            bar.set_postfix_str("matching")
-            try:
-                metric = MeanAveragePrecision.from_coco_json(gt, results, style=args.style, **kwargs)
-            except ValueError as error:
-                raise ValueError(str(error).replace("ground truth:", f"{args.gt}:")
-                                 .replace("results:", f"{args.results}:")) from None
+            metric = MeanAveragePrecision._from_coco(gt, results, style=args.style, **kwargs)
             bar.update()
+            bar.set_postfix_str("matching")
             result = metric.compute()
             bar.update()
         except (ValueError, FileNotFoundError) as error:

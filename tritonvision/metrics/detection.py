@@ -81,7 +81,8 @@ class MeanAveragePrecision:
     Tensor[N] int; targets ``boxes`` Tensor[M, 4], ``labels`` Tensor[M] and optionally
     ``iscrowd`` Tensor[M] (COCO crowd regions), ``area`` Tensor[M] (COCO area used for the
     area ranges; default: box area) and ``difficult`` Tensor[M] (VOC).
-    Classes are the labels seen in targets or predictions.
+    Classes are the labels seen in targets or predictions. The VOC styles use
+    ``difficult`` and ignore ``iscrowd`` / ``area``; the COCO style ignores ``difficult``.
     """
 
     def __init__(self, style: str = "coco", iou_thresholds: Sequence[float] | None = None,
@@ -212,7 +213,12 @@ class MeanAveragePrecision:
             raise ValueError(f"{_NAME}.from_coco_json: only iou_type='bbox' is supported "
                              f"(no masks here), got {iou_type!r}")
         gt = read_ground_truth(gt_json_path)
-        image, category, score, boxes = read_results(results_json_path, gt)
+        return cls._from_coco(gt, read_results(results_json_path, gt), style=style, **kwargs)
+
+    @classmethod
+    def _from_coco(cls, gt, results, style: str = "coco", **kwargs) -> "MeanAveragePrecision":
+        """From an already read ``CocoGroundTruth`` and ``read_results`` arrays."""
+        image, category, score, boxes = results
         metric = cls(style=style, **kwargs)
         metric._category_ids = gt.category_ids
         metric._category_names = gt.category_names
