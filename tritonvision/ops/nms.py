@@ -24,6 +24,13 @@ float32), a box is suppressed when that is strictly above the threshold. So a
 pair with an empty union (two zero-area boxes) has IoU 0/0 = NaN and never
 suppresses, even for a negative threshold; a box with a NaN coordinate never
 suppresses nor is suppressed; a NaN threshold suppresses nothing.
+
+On the Triton path two roundings can differ from torchvision's CPU arithmetic for
+an IoU within about one float32 ulp of the threshold: Triton passes a Python float
+threshold to the kernel as float32 (exact for float32 boxes, where we pass the
+largest float32 <= t, but not for float64 boxes), and the bitmask kernel's float32
+division may be compiled to an approximate (2-ulp) divide on GPU. FMA contraction
+is switched off for the bitmask launch.
 """
 from __future__ import annotations
 
