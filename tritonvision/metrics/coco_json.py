@@ -123,7 +123,8 @@ def _numbers(chunks: list[bytes], sep: bytes, dtype, expected: int) -> np.ndarra
 
 
 _RESULT_KEYS = ("image_id", "category_id", "bbox", "score")
-_NOT_NUMBER = bytes.maketrans(b"[]{},:\t\n\r", b" " * 9)
+_NUMBER_BYTES = b"0123456789.+-eE"
+_NOT_NUMBER = bytes(b if b in _NUMBER_BYTES else 32 for b in range(256))
 
 
 def _template_results(raw: bytes):
@@ -149,10 +150,10 @@ def _template_results(raw: bytes):
     obj = skeleton[skeleton.find(b"{"):skeleton.find(b"}") + 1]
     if skeleton != b"[" + b",".join([obj] * n) + b"]":
         return None
-    text = raw
-    for key in _RESULT_KEYS:
-        text = text.replace(b'"' + key.encode() + b'"', b" ")
-    values = _numbers([text.translate(_NOT_NUMBER)], b" ", np.float64, 7 * n)
+    # every byte that cannot be part of a number becomes a space; what is left of the
+    # keys is the lone "e" of image_id, category_id and score, which a number never is
+    text = raw.translate(_NOT_NUMBER).replace(b" e ", b"   ")
+    values = _numbers([text], b" ", np.float64, 7 * n)
     if values is None:
         return None
     values = values.reshape(n, 7)
