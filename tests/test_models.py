@@ -243,6 +243,7 @@ def test_yolo_loss_with_no_objects_is_only_the_noobj_term():
     torch.testing.assert_close(loss.double(), 0.5 * (conf ** 2).sum() / 2)
 
 
+@pytest.mark.kernel
 def test_yolo_postprocess_pads_and_agrees_with_torchvision_nms():
     pytest.importorskip("torchvision")
     model = YOLO(3, grid_size=3, width=4, stride=8).eval()
@@ -286,3 +287,31 @@ def test_yolo_inference_path_scripts():
         inference = YOLOInference(model, score_threshold=0.01, max_detections=4)
         for a, b in zip(torch.jit.script(inference)(x), inference(x)):
             torch.testing.assert_close(a, b)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("cls, kwargs, size", SEG_CASES)
+def test_fused_models_on_cuda_match_plain_torch_in_fp32_and_bf16_channels_last(cls, kwargs, size):
+    fused, plain = (m.cuda() for m in _pair(cls, kwargs))
+    x = torch.rand(2, 3, size, size, device="cuda")
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.testing.assert_close(fused(x), plain(x), atol=1e-3, rtol=1e-3)
+    fused_cl = fused.to(memory_format=torch.channels_last)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out_f, out_p = torch.compile(fused_cl, fullgraph=True)(x_cl), plain(x_cl)
+    torch.testing.assert_close(out_f.float(), out_p.float(), atol=5e-2, rtol=5e-2)
+
+
+@pytest.mark.gpu
+def test_yolo_compiled_inference_on_cuda_matches_torchvision_postprocess():
+    model = YOLO(5, grid_size=7, width=8, stride=32).cuda().eval()
+    plain = YOLO(5, grid_size=7, width=8, stride=32, fused=False).cuda().eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.rand(4, 3, 224, 224, device="cuda")
+    with torch.no_grad():
+        got = torch.compile(YOLOInference(model, 0.05), fullgraph=True)(x)
+        want = plain.postprocess(plain(x), 0.05)
+    torch.testing.assert_close(got[3], want[3])
+    torch.testing.assert_close(got[1], want[1], atol=1e-4, rtol=1e-4)

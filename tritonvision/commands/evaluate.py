@@ -52,9 +52,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"tritonvision eval: error: {error}")
         return 2
     loader = DataLoader(dataset, args.batch_size, shuffle=False, collate_fn=_collate(config.task))
-    runner = torch.compile(model) if args.compile else model
-    if args.compile and config.task == "det":
-        runner = model  # postprocess is called on the module itself; compile it there
+    # detection calls model.postprocess on the module itself, so only seg models are wrapped
+    runner = torch.compile(model) if args.compile and config.task == "seg" else model
     metrics = evaluate(runner, loader, config.task, num_classes, device, args.amp)
     print(f"{config.model} on {config.data} [{args.split}, {len(dataset)} images]")
     print(f"{'metric':<24} {'value':>10}")

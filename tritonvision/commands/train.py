@@ -43,7 +43,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="shapes: validation images (default %(default)s)")
     parser.add_argument("--num-classes", type=int, default=None,
                         help="override the dataset's class count (seg: including background)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--loss", choices=("dicece", "ce"), default=d.loss,
+                        help="seg loss: Dice + cross-entropy or cross-entropy (default %(default)s)")
+    parser.add_argument("--min-object-size", type=int, default=d.min_object_size,
+                        help="shapes: smallest object size in pixels (default %(default)s)")
+    parser.add_argument("--compile", dest="compile", action="store_true", default=None,
+                        help="torch.compile the model (default: on CUDA only)")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="run eagerly even on CUDA")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast")
     parser.add_argument("--no-fused", dest="fused", action="store_false",
                         help="plain torch layers instead of the fused tritonvision ops")
@@ -65,6 +72,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         image_size=args.image_size, width=args.width, depth=args.depth, stride=args.stride,
         num_train=args.num_train, num_val=args.num_val, num_classes=args.num_classes,
+        loss=args.loss, min_object_size=args.min_object_size,
         compile=args.compile, amp=args.amp, fused=args.fused, device=args.device, out=args.out,
         resume=args.resume, seed=args.seed, workers=args.workers, progress=args.progress)
 

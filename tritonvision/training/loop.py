@@ -20,7 +20,6 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.data.distributed import DistributedSampler
@@ -40,19 +39,20 @@ class TrainConfig:
     task: str = "seg"
     model: str = "unet"
     data: str = "shapes"
-    epochs: int = 8
+    epochs: int = 10
     batch_size: int = 16
-    lr: float = 3e-3
+    lr: float = 5e-3
     weight_decay: float = 1e-4
-    image_size: int = 48
-    width: int = 8
+    image_size: int = 32
+    width: int = 16
     depth: int = 3
     stride: int = 8
-    num_train: int = 800
-    num_val: int = 160
-    min_object_size: Optional[int] = None
+    num_train: int = 2000
+    num_val: int = 200
+    min_object_size: Optional[int] = 10
+    loss: str = "dicece"
     num_classes: Optional[int] = None
-    compile: bool = False
+    compile: Optional[bool] = None   # None: compile on CUDA, eager on CPU
     amp: bool = False
     fused: bool = True
     device: Optional[str] = None
@@ -163,18 +163,16 @@ def _match_target(logits: Tensor, target: Tensor) -> Tensor:
     return target[..., top:top + h, left:left + w]
 
 
-def seg_loss_fn() -> nn.Module:
-    """Cross-entropy over pixels, void (255) ignored: ``tritonvision.nn.CrossEntropy2d``."""
-    try:
-        from tritonvision.nn import CrossEntropy2d
+def seg_loss_fn(kind: str = "dicece") -> nn.Module:
+    """The segmentation loss, void (255) ignored: ``tritonvision.nn.DiceCELoss`` (softmax Dice +
+    cross-entropy, MONAI conventions) or ``tritonvision.nn.CrossEntropy2d``."""
+    from tritonvision.nn import CrossEntropy2d, DiceCELoss
+
+    if kind == "dicece":
+        return DiceCELoss(ignore_index=IGNORE_INDEX)
+    if kind == "ce":
         return CrossEntropy2d(ignore_index=IGNORE_INDEX)
-    except ImportError:  # the fused loss is optional; same math in plain torch
-        return _PlainCrossEntropy()
-
-
-class _PlainCrossEntropy(nn.Module):
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX)
+    raise ValueError(f"train: --loss must be 'dicece' or 'ce', got {kind!r}")
 
 
 def training_step_fn(task: str, model: nn.Module, core: nn.Module, loss_fn: Optional[nn.Module]):
@@ -336,16 +334,17 @@ def _train(config: TrainConfig, info: DistInfo, log) -> dict:
     if info.distributed:
         model = nn.parallel.DistributedDataParallel(
             core, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
+    use_compile = config.compile if config.compile is not None else device.type == "cuda"
+    if use_compile:
         model = torch.compile(model)
-    loss_fn = seg_loss_fn().to(device) if config.task == "seg" else None
+    loss_fn = seg_loss_fn(config.loss).to(device) if config.task == "seg" else None
     step = training_step_fn(config.task, model, core, loss_fn)
 
     log(f"training {config.model} ({sum(p.numel() for p in core.parameters()):,} parameters) "
         f"on {config.data} [{len(train_set)} train / {len(val_set)} {config.val_split}], "
         f"{num_classes} classes, {config.image_size}px, device {device}"
         f"{f' x{info.world_size} ranks' if info.distributed else ''}"
-        f"{', compiled' if config.compile else ''}{', bf16 autocast' if config.amp else ''}")
+        f"{', compiled' if use_compile else ''}{', bf16 autocast' if config.amp else ''}")
     out = Path(config.out)
     last_path = out / "last.pt"
     for epoch in range(start_epoch, config.epochs):
