@@ -232,7 +232,9 @@ def evaluate(boxes: CocoBoxes, iou_thresholds=IOU_THRESHOLDS, max_dets=MAX_DETS,
     needed_rows = np.repeat(needed, T, axis=0)                # [AT, K, R]
     defined = np.repeat(npig > 0, T, axis=0)                  # [AT, K]
     # per category by score; ties in (image, rank) order = array order, as pycocotools concatenates
-    acc_order = np.lexsort((-d_score, d_cat))
+    acc_order = np.argsort(-d_score, kind="stable")
+    cat_small = d_cat.astype(np.int16) if K < 2 ** 15 else d_cat  # int16: numpy's radix sort
+    acc_order = acc_order[np.argsort(cat_small[acc_order], kind="stable")]
     acc_position = np.empty(D, dtype=np.int64)
     acc_position[acc_order] = np.arange(D)
     # the matches sorted once by (row, category, accumulation position); each maxDets
@@ -243,7 +245,7 @@ def evaluate(boxes: CocoBoxes, iou_thresholds=IOU_THRESHOLDS, max_dets=MAX_DETS,
                                              hit_delta[hit_order])
     eps = np.spacing(1)
     for m, md in enumerate(max_dets):
-        order_m = acc_order[d_rank[acc_order] < md]
+        order_m = acc_order if md >= max_det else acc_order[d_rank[acc_order] < md]
         position = np.full(D, -1, dtype=np.int64)
         position[order_m] = np.arange(order_m.size)
         cat_start = np.searchsorted(d_cat[order_m], np.arange(K + 1))
