@@ -118,8 +118,12 @@ def test_seg_models_script_and_export(cls, kwargs, size):
     torch.testing.assert_close(torch.export.export(model, (x,)).module()(x), model(x))
 
 
-def test_channels_last_and_bf16_autocast_track_float32():
-    model = UNet(3, 3, width=4, depth=2, batch_norm=True).eval()
+@pytest.mark.parametrize("make", [lambda: UNet(3, 3, width=4, depth=2, batch_norm=True),
+                                  lambda: FCN8s(3, width=4, depth=2),
+                                  lambda: SimpleFCN(3, width=4, depth=2)],
+                         ids=["unet", "fcn8s", "simple_fcn"])
+def test_channels_last_and_bf16_autocast_track_float32(make):
+    model = make().eval()
     x = torch.rand(2, 3, 16, 16)
     reference = model(x)
     cl_model = model.to(memory_format=torch.channels_last)
