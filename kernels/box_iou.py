@@ -51,6 +51,15 @@ def _atan(x):
 
 
 @triton.jit
+def _div_rn(a, b):
+    """a / b correctly rounded: Triton's float32 '/' may compile to an approximate divide."""
+    if a.dtype == tl.float32:
+        return tl.math.div_rn(a, b)
+    else:
+        return a / b
+
+
+@triton.jit
 def box_overlap(ax1, ay1, ax2, ay2, bx1, by1, bx2, by2, VARIANT: tl.constexpr, eps):
     """IoU (VARIANT 0), GIoU (1), DIoU (2) or CIoU (3) of broadcastable box coordinates."""
     area_a = (ax2 - ax1) * (ay2 - ay1)
@@ -59,7 +68,7 @@ def box_overlap(ax1, ay1, ax2, ay2, bx1, by1, bx2, by2, VARIANT: tl.constexpr, e
     inter_h = tl.maximum(tl.minimum(ay2, by2) - tl.maximum(ay1, by1), 0.0)
     inter = inter_w * inter_h
     union = area_a + area_b - inter
-    iou = tl.where(union == 0.0, 0.0, inter / union)
+    iou = tl.where(union == 0.0, 0.0, _div_rn(inter, union))
     if VARIANT == 0:
         result = iou
     else:

@@ -82,9 +82,9 @@ def nms_scan_kernel(mask_ptr, removed_ptr, seg_end_ptr, keep_ptr, N, n_words,
                     row = tl.load(mask_ptr + (first_row + k) * n_words + words,
                                   mask=in_w & kept_k, other=0)
                     if SEGMENTED:
-                        seg_k = tl.load(seg_end_ptr + first_row + k, mask=kept_k, other=0)
-                        n_seg = tl.minimum(tl.maximum(seg_k - words * 32, 0), 32)
-                        row = row & tl.where(n_seg >= 32, -1, (1 << tl.minimum(n_seg, 31)) - 1)
+                        row_seg_end = tl.load(seg_end_ptr + first_row + k, mask=kept_k, other=0)
+                        row_n_seg = tl.minimum(tl.maximum(row_seg_end - words * 32, 0), 32)
+                        row = row & tl.where(row_n_seg >= 32, -1, (1 << tl.minimum(row_n_seg, 31)) - 1)
                     hits |= row
                 old = tl.load(removed_ptr + words, mask=in_w, other=0)
                 tl.store(removed_ptr + words, old | hits, mask=in_w)

@@ -235,7 +235,8 @@ def _threshold_triton(boxes1: Tensor, boxes2: Tensor, threshold: float, upper: b
     grid = (triton.cdiv(n, block_n), triton.cdiv(words, block_words), batch)
     kernels.box_iou_threshold_kernel[grid](
         boxes1.contiguous(), boxes2.contiguous(), mask, n, m, words, threshold, UPPER=upper,
-        COMPUTE=_tl_compute_dtype(boxes1.dtype), BLOCK_N=block_n, BLOCK_WORDS=block_words)
+        COMPUTE=_tl_compute_dtype(boxes1.dtype), BLOCK_N=block_n, BLOCK_WORDS=block_words,
+        enable_fp_fusion=False)  # no FMA contraction: IoU rounds as torchvision computes it
     return mask
 
 
