@@ -295,15 +295,17 @@ def test_segmentation_metrics_sync_is_a_no_op_without_torch_distributed():
 
 
 _SYNC_WORKER = """
-import json, sys, torch, torch.distributed as dist
+import json, os, sys, torch, torch.distributed as dist
 from tritonvision.metrics import SegmentationMetrics
 rank, store, data = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
 dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=2)
 metric = SegmentationMetrics(4, ignore_index=255)
 metric.update(torch.tensor(data["preds"][rank]), torch.tensor(data["target"][rank]))
 metric.sync()
-print(json.dumps(metric.confmat.tolist()))
+print(json.dumps(metric.confmat.tolist()), flush=True)
+dist.barrier()                  # neither rank leaves while the other still talks to it
 dist.destroy_process_group()
+os._exit(0)                     # skip interpreter teardown (gloo threads can abort it)
 """
 
 
