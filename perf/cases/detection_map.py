@@ -7,6 +7,10 @@ Sizes: "small" 200 images (CPU smoke runs; every baseline), "full" a COCO-val-si
 takes ~95 s there, so it is timed only at "small" by the runner -- time it once with
 ``python -m perf.cases.detection_map --full --pycocotools``). The work is CPU work whatever
 the device. faster-coco-eval is optional (``pip install faster-coco-eval``).
+
+Measured once at "full" (2-core CPU shared with other jobs, OMP_NUM_THREADS=1, one run
+each in one process; identical 12 stats): ours 3.4 s wall / 1.9 s CPU, faster-coco-eval
+1.8.0 15.9 s / 9.5 s, pycocotools 108 s / 64 s.
 """
 from __future__ import annotations
 
