@@ -1,5 +1,4 @@
 """tritonvision.data: the synthetic shapes dataset and the collate functions."""
-import math
 
 import numpy as np
 import pytest

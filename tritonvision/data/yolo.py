@@ -8,7 +8,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from .images import PathLike, image_size, list_images, load_image
+from .images import PathLike, list_images, load_image
 
 _TOLERANCE = 1e-3  # normalised coordinates a hair outside [0, 1] are rounding, not errors
 

@@ -19,32 +19,24 @@ import math
 
 import torch
 import triton
-import triton.language as tl
 from torch import Tensor
 
 from tritonvision.kernels import box_iou as kernels
 
 from ._checks import check_boxes, check_same_device
+from ._dtypes import compute_dtype, tl_compute_dtype
 from ._op import fused_op
 
 VARIANTS = {"iou": kernels.IOU, "giou": kernels.GIOU, "diou": kernels.DIOU, "ciou": kernels.CIOU}
 BITS_PER_WORD = 32
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def _tl_compute_dtype(dtype: torch.dtype):
-    return tl.float64 if dtype == torch.float64 else tl.float32
-
-
 # ----------------------------------------------------------------------------- torch math
 def _overlap_math(a: Tensor, b: Tensor, variant: int, eps: float) -> Tensor:
     """The kernel's math in torch over broadcastable [..., 4] boxes, in the compute dtype;
     differentiable (CIoU's alpha is a constant, as in torchvision)."""
-    a = a.to(_compute_dtype(a.dtype))
-    b = b.to(_compute_dtype(b.dtype))
+    a = a.to(compute_dtype(a.dtype))
+    b = b.to(compute_dtype(b.dtype))
     ax1, ay1, ax2, ay2 = a.unbind(-1)
     bx1, by1, bx2, by2 = b.unbind(-1)
     area_a = (ax2 - ax1) * (ay2 - ay1)
@@ -90,7 +82,7 @@ def _overlap_triton(boxes1: Tensor, boxes2: Tensor, variant: int, eps: float, al
     if out.numel() == 0:
         return out
     a, b = boxes1.contiguous(), boxes2.contiguous()
-    compute = _tl_compute_dtype(boxes1.dtype)
+    compute = tl_compute_dtype(boxes1.dtype)
     if aligned:
         block = 256
         kernels.aligned_box_overlap_kernel[(triton.cdiv(n, block),)](
@@ -213,19 +205,41 @@ def complete_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-7) -> Tenso
 
 
 # ----------------------------------------------------------------------------- bitmask
-def _threshold_torch(boxes1: Tensor, boxes2: Tensor, threshold: float, upper: bool) -> Tensor:
-    batch, n, m = boxes1.shape[0], boxes1.shape[1], boxes2.shape[1]
+def pack_bits(bits: Tensor, fill: bool = False) -> Tensor:
+    """[..., M] bool -> [..., ceil(M / 32)] int32 words, bit k of word w = column 32 w + k;
+    the columns past M are ``fill``."""
+    m = bits.shape[-1]
     words = triton.cdiv(m, BITS_PER_WORD)
-    hit = _overlap_math(boxes1[:, :, None, :], boxes2[:, None, :, :], kernels.IOU, 0.0) > threshold
-    if upper:
-        hit &= torch.ones(n, m, dtype=torch.bool, device=hit.device).triu(1)
-    hit = torch.nn.functional.pad(hit, (0, words * BITS_PER_WORD - m))
-    shifts = torch.arange(BITS_PER_WORD, device=hit.device, dtype=torch.int64)
-    packed = (hit.view(batch, n, words, BITS_PER_WORD).to(torch.int64) << shifts).sum(-1)
+    bits = torch.nn.functional.pad(bits, (0, words * BITS_PER_WORD - m), value=fill)
+    shifts = torch.arange(BITS_PER_WORD, device=bits.device, dtype=torch.int64)
+    packed = (bits.unflatten(-1, (words, BITS_PER_WORD)).to(torch.int64) << shifts).sum(-1)
     return packed.to(torch.int32)
 
 
-def _threshold_triton(boxes1: Tensor, boxes2: Tensor, threshold: float, upper: bool) -> Tensor:
+def exact_threshold(threshold: float, compute: torch.dtype) -> float:
+    """A threshold t' with ``iou > t'`` in ``compute`` equal to ``iou > t`` in float64, as
+    torchvision compares (float IoU promoted to double): the largest float32 <= t. Triton
+    passes a Python float to a kernel as float32, so t' is also what reaches the kernel."""
+    if compute == torch.float64:
+        return float(threshold)
+    t = torch.tensor(threshold, dtype=torch.float64)
+    f = t.to(torch.float32)
+    if f.to(torch.float64) > t:
+        f = torch.nextafter(f, torch.tensor(-float("inf"), dtype=torch.float32))
+    return float(f)
+
+
+def _threshold_torch(boxes1: Tensor, boxes2: Tensor, threshold: float, upper: bool) -> Tensor:
+    n, m = boxes1.shape[1], boxes2.shape[1]
+    iou = _overlap_math(boxes1[:, :, None, :], boxes2[:, None, :, :], kernels.IOU, 0.0)
+    hit = iou > exact_threshold(threshold, iou.dtype)
+    if upper:
+        hit &= torch.ones(n, m, dtype=torch.bool, device=hit.device).triu(1)
+    return pack_bits(hit)
+
+
+def threshold_triton(boxes1: Tensor, boxes2: Tensor, threshold: float, upper: bool) -> Tensor:
+    """Launch box_iou_threshold_kernel on [B, N, 4] and [B, M, 4] boxes -> [B, N, W] int32."""
     batch, n, m = boxes1.shape[0], boxes1.shape[1], boxes2.shape[1]
     words = triton.cdiv(m, BITS_PER_WORD)
     mask = torch.empty((batch, n, words), dtype=torch.int32, device=boxes1.device)
@@ -233,15 +247,16 @@ def _threshold_triton(boxes1: Tensor, boxes2: Tensor, threshold: float, upper: b
         return mask
     block_n, block_words = 32, 4
     grid = (triton.cdiv(n, block_n), triton.cdiv(words, block_words), batch)
+    threshold = exact_threshold(threshold, compute_dtype(boxes1.dtype))
     kernels.box_iou_threshold_kernel[grid](
         boxes1.contiguous(), boxes2.contiguous(), mask, n, m, words, threshold, UPPER=upper,
-        COMPUTE=_tl_compute_dtype(boxes1.dtype), BLOCK_N=block_n, BLOCK_WORDS=block_words,
+        COMPUTE=tl_compute_dtype(boxes1.dtype), BLOCK_N=block_n, BLOCK_WORDS=block_words,
         enable_fp_fusion=False)  # no FMA contraction: IoU rounds as torchvision computes it
     return mask
 
 
 box_iou_threshold_op = fused_op(
-    "box_iou_threshold", _threshold_torch, _threshold_triton,
+    "box_iou_threshold", _threshold_torch, threshold_triton,
     example=lambda d: (_random_boxes(40, d)[None], _random_boxes(40, d)[None], 0.5, True))
 
 

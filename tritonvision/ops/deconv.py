@@ -41,12 +41,12 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 import triton
-import triton.language as tl
 from torch import Tensor
 
 from tritonvision.kernels import deconv as kernels
 
 from ._checks import check_float, check_same_device
+from ._dtypes import tl_compute_dtype
 from ._op import KERNEL_TEST_MODE, fused_op
 
 ACTIVATIONS = ("none", "relu")
@@ -124,7 +124,7 @@ def _launch_add_act(y: Tensor, skip: Optional[Tensor], out: Tensor, relu: bool) 
     kernels.add_act_kernel[(triton.cdiv(n, block),)](
         y, sk, out, n, *y.shape[1:], *y.stride(), *sk.stride(), *out.stride(),
         HAS_SKIP=skip is not None, RELU=relu,
-        COMPUTE=tl.float64 if y.dtype == torch.float64 else tl.float32, BLOCK=block)
+        COMPUTE=tl_compute_dtype(y.dtype), BLOCK=block)
 
 
 def _like_x(x: Tensor, *tensors: Optional[Tensor]) -> list[Optional[Tensor]]:

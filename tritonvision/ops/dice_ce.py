@@ -74,12 +74,12 @@ from typing import Optional
 import torch
 import triton
 import torch.nn.functional as F
-import triton.language as tl
 from torch import Tensor
 
 from tritonvision.kernels import dice_ce as kernels
 
 from ._checks import check_float, check_integer, check_same_device, check_tensor
+from ._dtypes import compute_dtype, tl_compute_dtype
 from ._op import fused_op
 
 OP = "dice_ce_loss"
@@ -93,14 +93,6 @@ PROGRAMS = 1024
 MAX_GRID_Y = 65535
 NUM_WARPS = 8
 """Warps per softmax-kernel program (a 4096-logit tile: 16 per thread). Not tuned on a GPU yet."""
-
-
-def _stats_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def _tl_compute(dtype: torch.dtype):
-    return tl.float64 if dtype == torch.float64 else tl.float32
 
 
 def _check_labels(target: Tensor, num_classes: int, ignore_index: int) -> None:
@@ -123,7 +115,7 @@ def _flat(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
 def _labels(logits: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor, Tensor, bool]:
     """x [B, C, S] in the compute dtype, safe labels [B, S] (0 where not valid), the valid mask, all valid?"""
     x, y = _flat(logits, target)
-    x = x.to(_stats_dtype(logits.dtype))
+    x = x.to(compute_dtype(logits.dtype))
     y = y.long()
     valid = (y != ignore_index) & (y >= 0) & (y < x.shape[1])  # as the kernels: never index with a bad label
     all_valid = bool(valid.all())
@@ -199,18 +191,18 @@ def _stats_triton(logits: Tensor, target: Tensor, ignore_index: int, squared_pre
     x, y = x.contiguous(), y.contiguous()
     b, c, s = x.shape
     if b * s == 0:
-        return x.new_zeros((b, kernels.NUM_STATS, c), dtype=_stats_dtype(logits.dtype))
+        return x.new_zeros((b, kernels.NUM_STATS, c), dtype=compute_dtype(logits.dtype))
     block_c, block_s = _blocks(c)
     num_tiles = triton.cdiv(s, block_s)
     per_sample = min(num_tiles, max(1, PROGRAMS // b))
-    part = torch.empty((b, per_sample, kernels.NUM_STATS, c), dtype=_stats_dtype(logits.dtype),
+    part = torch.empty((b, per_sample, kernels.NUM_STATS, c), dtype=compute_dtype(logits.dtype),
                        device=x.device)
     bad = torch.empty((b, per_sample), dtype=torch.int32, device=x.device)
     for b0 in range(0, b, MAX_GRID_Y):
         b1 = min(b, b0 + MAX_GRID_Y)
         kernels.dice_ce_stats_kernel[(per_sample, b1 - b0)](
             x[b0:b1], y[b0:b1], part[b0:b1], bad[b0:b1], c, s, ignore_index, per_sample,
-            SQUARED=squared_pred, COMPUTE=_tl_compute(logits.dtype), BLOCK_C=block_c, BLOCK_S=block_s,
+            SQUARED=squared_pred, COMPUTE=tl_compute_dtype(logits.dtype), BLOCK_C=block_c, BLOCK_S=block_s,
             num_warps=NUM_WARPS)
     # The kernel counted (and skipped) bad labels in the same pass; one bool comes back to the
     # host, and only on failure is the target read again, to name the label in the error.
@@ -231,13 +223,13 @@ def _stats_backward_triton(logits: Tensor, target: Tensor, grad_stats: Tensor, i
     grad = torch.empty_like(x)
     if grad.numel() == 0:
         return grad.reshape(logits.shape)
-    g = grad_stats.to(_stats_dtype(logits.dtype)).contiguous()
+    g = grad_stats.to(compute_dtype(logits.dtype)).contiguous()
     block_c, block_s = _blocks(c)
     for b0 in range(0, b, MAX_GRID_Y):
         b1 = min(b, b0 + MAX_GRID_Y)
         kernels.dice_ce_stats_backward_kernel[(triton.cdiv(s, block_s), b1 - b0)](
             x[b0:b1], y[b0:b1], g[b0:b1], grad[b0:b1], c, s, ignore_index,
-            SQUARED=squared_pred, COMPUTE=_tl_compute(logits.dtype), BLOCK_C=block_c, BLOCK_S=block_s,
+            SQUARED=squared_pred, COMPUTE=tl_compute_dtype(logits.dtype), BLOCK_C=block_c, BLOCK_S=block_s,
             num_warps=NUM_WARPS)
     return grad.reshape(logits.shape)
 
@@ -256,7 +248,7 @@ dice_ce_stats_op = fused_op("dice_ce_stats", _stats_torch, _stats_triton, exampl
 @dice_ce_stats_op.register_fake
 def _(logits: Tensor, target: Tensor, ignore_index: int, squared_pred: bool) -> Tensor:
     return logits.new_empty((logits.shape[0], kernels.NUM_STATS, logits.shape[1]),
-                            dtype=_stats_dtype(logits.dtype))
+                            dtype=compute_dtype(logits.dtype))
 
 
 dice_ce_stats_backward_op = fused_op(
@@ -291,7 +283,7 @@ SIGMOID_BLOCK = 1024
 
 
 def _sigmoid_parts(logits: Tensor, target: Tensor):
-    x = logits.to(_stats_dtype(logits.dtype))
+    x = logits.to(compute_dtype(logits.dtype))
     return x, target.to(x.dtype), torch.sigmoid(x)
 
 
@@ -324,14 +316,14 @@ def _sigmoid_stats_triton(logits: Tensor, target: Tensor, squared_pred: bool) ->
     x, t = _rows(logits, target)
     rows, s = x.shape
     if rows * s == 0:
-        return x.new_zeros((b, kernels.NUM_STATS, c), dtype=_stats_dtype(logits.dtype))
+        return x.new_zeros((b, kernels.NUM_STATS, c), dtype=compute_dtype(logits.dtype))
     per_row = min(triton.cdiv(s, SIGMOID_BLOCK), max(1, PROGRAMS // rows))
-    part = torch.empty((rows, per_row, kernels.NUM_STATS), dtype=_stats_dtype(logits.dtype), device=x.device)
+    part = torch.empty((rows, per_row, kernels.NUM_STATS), dtype=compute_dtype(logits.dtype), device=x.device)
     for r0 in range(0, rows, MAX_GRID_Y):
         r1 = min(rows, r0 + MAX_GRID_Y)
         kernels.sigmoid_stats_kernel[(per_row, r1 - r0)](
             x[r0:r1], t[r0:r1], part[r0:r1], s, per_row, SQUARED=squared_pred,
-            COMPUTE=_tl_compute(logits.dtype), BLOCK=SIGMOID_BLOCK)
+            COMPUTE=tl_compute_dtype(logits.dtype), BLOCK=SIGMOID_BLOCK)
     return part.sum(1).reshape(b, c, kernels.NUM_STATS).transpose(1, 2).contiguous()
 
 
@@ -342,12 +334,12 @@ def _sigmoid_stats_backward_triton(logits: Tensor, target: Tensor, grad_stats: T
     grad = torch.empty_like(x)
     if grad.numel() == 0:
         return grad.reshape(logits.shape)
-    g = grad_stats.to(_stats_dtype(logits.dtype)).transpose(1, 2).reshape(rows, kernels.NUM_STATS).contiguous()
+    g = grad_stats.to(compute_dtype(logits.dtype)).transpose(1, 2).reshape(rows, kernels.NUM_STATS).contiguous()
     for r0 in range(0, rows, MAX_GRID_Y):
         r1 = min(rows, r0 + MAX_GRID_Y)
         kernels.sigmoid_stats_backward_kernel[(triton.cdiv(s, SIGMOID_BLOCK), r1 - r0)](
             x[r0:r1], t[r0:r1], g[r0:r1], grad[r0:r1], s, SQUARED=squared_pred,
-            COMPUTE=_tl_compute(logits.dtype), BLOCK=SIGMOID_BLOCK)
+            COMPUTE=tl_compute_dtype(logits.dtype), BLOCK=SIGMOID_BLOCK)
     return grad.reshape(logits.shape)
 
 
@@ -362,7 +354,7 @@ sigmoid_stats_op = fused_op("sigmoid_dice_bce_stats", _sigmoid_stats_torch, _sig
 @sigmoid_stats_op.register_fake
 def _(logits: Tensor, target: Tensor, squared_pred: bool) -> Tensor:
     return logits.new_empty((logits.shape[0], kernels.NUM_STATS, logits.shape[1]),
-                            dtype=_stats_dtype(logits.dtype))
+                            dtype=compute_dtype(logits.dtype))
 
 
 sigmoid_stats_backward_op = fused_op(

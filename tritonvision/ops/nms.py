@@ -25,24 +25,23 @@ pair with an empty union (two zero-area boxes) has IoU 0/0 = NaN and never
 suppresses, even for a negative threshold; a box with a NaN coordinate never
 suppresses nor is suppressed; a NaN threshold suppresses nothing.
 
-On the Triton path two roundings can differ from torchvision's CPU arithmetic for
-an IoU within about one float32 ulp of the threshold: Triton passes a Python float
-threshold to the kernel as float32 (exact for float32 boxes, where we pass the
-largest float32 <= t, but not for float64 boxes), and the bitmask kernel's float32
-division may be compiled to an approximate (2-ulp) divide on GPU. FMA contraction
-is switched off for the bitmask launch.
+On the Triton path the bitmask kernel divides with correct rounding (``div_rn``)
+and without FMA contraction, so its float32 IoU is torchvision's bit for bit; the
+threshold reaches it as the largest float32 <= t (see ``exact_threshold``). For
+float64 boxes Triton still passes the threshold as float32, so an IoU within one
+float32 ulp of a threshold that float32 cannot represent may compare differently.
 """
 from __future__ import annotations
 
 import torch
 import triton
-import triton.language as tl
 from torch import Tensor
 
-from tritonvision.kernels import box_iou as iou_kernels
 from tritonvision.kernels import nms as kernels
 
 from ._checks import check_boxes, check_float, check_integer, check_same_device
+from ._dtypes import compute_dtype
+from .box_iou import exact_threshold, pack_bits, threshold_triton
 from ._op import fused_op
 
 BITS_PER_WORD = kernels.BITS_PER_WORD
@@ -55,23 +54,6 @@ CPU_BLOCK = 256
 
 Detections = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
 """batched_nms_padded's (boxes, scores, labels, indices, counts)."""
-
-
-# ----------------------------------------------------------------------------- thresholds
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def _exact_threshold(iou_threshold: float, compute: torch.dtype) -> float:
-    """A threshold t' such that ``iou > t'`` in ``compute`` equals ``iou > t`` in float64,
-    as torchvision compares (float IoU promoted to double): the largest float32 <= t."""
-    if compute == torch.float64:
-        return float(iou_threshold)
-    t = torch.tensor(iou_threshold, dtype=torch.float64)
-    f = t.to(torch.float32)
-    if f.to(torch.float64) > t:
-        f = torch.nextafter(f, torch.tensor(-float("inf"), dtype=torch.float32))
-    return float(f)
 
 
 # ----------------------------------------------------------------------------- CPU scan
@@ -172,8 +154,8 @@ def _scan_image_torch(boxes: Tensor, removed: Tensor, seg_end: Tensor | None, th
 
 def _scan_torch(boxes: Tensor, removed: Tensor, seg_end: Tensor | None, iou_threshold: float) -> Tensor:
     """keep [B, M] bool of greedy NMS over score-sorted boxes [B, M, 4] (see _scan_triton)."""
-    compute = _compute_dtype(boxes.dtype)
-    threshold = _exact_threshold(iou_threshold, compute)
+    compute = compute_dtype(boxes.dtype)
+    threshold = exact_threshold(iou_threshold, compute)
     boxes = boxes.to(compute)
     if boxes.shape[0] == 0:
         return removed.clone()
@@ -182,24 +164,12 @@ def _scan_torch(boxes: Tensor, removed: Tensor, seg_end: Tensor | None, iou_thre
 
 
 # ----------------------------------------------------------------------------- Triton scan
-def _pack_bits(bits: Tensor) -> Tensor:
-    """[B, M] bool -> [B, ceil(M / 32)] int32 words (bit k of word w is column 32 w + k);
-    columns beyond M are set."""
-    batch, m = bits.shape
-    words = triton.cdiv(m, BITS_PER_WORD)
-    bits = torch.nn.functional.pad(bits, (0, words * BITS_PER_WORD - m), value=True)
-    shifts = torch.arange(BITS_PER_WORD, device=bits.device, dtype=torch.int64)
-    return (bits.view(batch, words, BITS_PER_WORD).to(torch.int64) << shifts).sum(-1).to(torch.int32)
-
-
 def _empty_union_words(boxes: Tensor) -> Tensor:
     """Bitmask [B, M, W] of pairs whose union is empty (IoU 0/0): the bitmask kernel calls
     their IoU 0, torchvision NaN; only matters for a negative threshold. O(M^2) memory."""
-    b = boxes.to(_compute_dtype(boxes.dtype))
+    b = boxes.to(compute_dtype(boxes.dtype))
     area = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    empty = (area[:, :, None] + area[:, None, :]) == 0
-    batch, m = area.shape
-    return _pack_bits(empty.reshape(batch * m, m)).view(batch, m, -1)
+    return pack_bits((area[:, :, None] + area[:, None, :]) == 0)
 
 
 def _scan_triton(boxes: Tensor, removed: Tensor, seg_end: Tensor | None, iou_threshold: float) -> Tensor:
@@ -215,20 +185,10 @@ def _scan_triton(boxes: Tensor, removed: Tensor, seg_end: Tensor | None, iou_thr
     if batch == 0 or m == 0:
         return keep.bool()
     words = triton.cdiv(m, BITS_PER_WORD)
-    compute = _compute_dtype(boxes.dtype)
-    threshold = _exact_threshold(iou_threshold, compute)
-    boxes = boxes.contiguous()
-    mask = torch.empty((batch, m, words), dtype=torch.int32, device=boxes.device)
-    block_n, block_words = 32, 4
-    grid = (triton.cdiv(m, block_n), triton.cdiv(words, block_words), batch)
-    iou_kernels.box_iou_threshold_kernel[grid](
-        boxes, boxes, mask, m, m, words, threshold, UPPER=True,
-        COMPUTE=tl.float64 if compute == torch.float64 else tl.float32,
-        BLOCK_N=block_n, BLOCK_WORDS=block_words,
-        enable_fp_fusion=False)  # no FMA contraction: the IoU rounds as torchvision's CPU arithmetic
-    if threshold < 0:
+    mask = threshold_triton(boxes, boxes, iou_threshold, upper=True)
+    if iou_threshold < 0:
         mask &= ~_empty_union_words(boxes)
-    removed_words = _pack_bits(removed)
+    removed_words = pack_bits(removed, fill=True)
     segmented = seg_end is not None
     seg_end = seg_end.to(torch.int32).contiguous() if segmented else removed_words
     kernels.nms_scan_kernel[(batch,)](mask, removed_words, seg_end, keep, m, words,

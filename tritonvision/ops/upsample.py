@@ -22,18 +22,11 @@ from torch import Tensor
 from tritonvision.kernels import upsample as kernels
 
 from ._checks import check_float, check_same_device
+from ._dtypes import compute_dtype, tl_compute_dtype
 from ._op import fused_op
 
 MAX_TILE = 1024
 """Elements per program (a [BLOCK_C, BLOCK_X] tile)."""
-
-
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def _tl_compute_dtype(dtype: torch.dtype):
-    return triton.language.float64 if dtype == torch.float64 else triton.language.float32
 
 
 def _wide(*tensors: Tensor) -> bool:
@@ -49,7 +42,7 @@ def _channels_last(t: Tensor) -> bool:
 
 # ----------------------------------------------------------------------------- forward
 def _forward_torch(x: Tensor, skip: Tensor) -> Tensor:
-    compute = _compute_dtype(x.dtype)
+    compute = compute_dtype(x.dtype)
     up = F.interpolate(x.to(compute), size=skip.shape[-2:], mode="bilinear", align_corners=False)
     out = torch.empty_like(skip)
     out.copy_(up + skip.to(compute))
@@ -81,7 +74,7 @@ def _forward_triton(x: Tensor, skip: Tensor) -> Tensor:
     grid = (n * H, triton.cdiv(W, block_x), triton.cdiv(c, block_c))
     kernels.upsample_bilinear_add_kernel[grid](
         x, skip, out, c, h, w, H, W, *x.stride(), *skip.stride(), *out.stride(),
-        COMPUTE=_tl_compute_dtype(x.dtype), WIDE=_wide(x, skip, out), BLOCK_C=block_c, BLOCK_X=block_x)
+        COMPUTE=tl_compute_dtype(x.dtype), WIDE=_wide(x, skip, out), BLOCK_C=block_c, BLOCK_X=block_x)
     return out
 
 
@@ -102,7 +95,7 @@ def _backward_layout(grad: Tensor) -> torch.memory_format:
 
 def _backward_torch(grad: Tensor, in_h: int, in_w: int) -> Tensor:
     n, c, H, W = grad.shape
-    compute = _compute_dtype(grad.dtype)
+    compute = compute_dtype(grad.dtype)
     grad_x = torch.ops.aten.upsample_bilinear2d_backward(
         grad.to(compute), [H, W], [n, c, in_h, in_w], False)
     return grad_x.to(grad.dtype).contiguous(memory_format=_backward_layout(grad))
@@ -123,7 +116,7 @@ def _backward_triton(grad: Tensor, in_h: int, in_w: int) -> Tensor:
     grid = (n * in_h, triton.cdiv(in_w, block_x), triton.cdiv(c, block_c))
     kernels.upsample_bilinear_backward_kernel[grid](
         grad, grad_x, c, in_h, in_w, H, W, *grad.stride(), *grad_x.stride(),
-        COMPUTE=_tl_compute_dtype(grad.dtype), STEPS_Y=steps_y, STEPS_X=steps_x,
+        COMPUTE=tl_compute_dtype(grad.dtype), STEPS_Y=steps_y, STEPS_X=steps_x,
         WIDE=_wide(grad, grad_x), BLOCK_C=block_c, BLOCK_X=block_x)
     return grad_x
 
