@@ -39,7 +39,7 @@ class TrainConfig:
     task: str = "seg"
     model: str = "unet"
     data: str = "shapes"
-    epochs: int = 10
+    epochs: int = 12
     batch_size: int = 16
     lr: float = 5e-3
     weight_decay: float = 1e-4
