@@ -106,7 +106,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
     torch.set_num_threads(1)
-    config = _tiny_config(Path(out), epochs=1, model="unet", device="cpu")
+    config = _tiny_config(Path(out), epochs=1, model="unet", device="cpu", num_val=5)  # 3 + 2
     result = train(config, log=lambda *a: None)
     torch.save({"state": result["model"].state_dict(), "final": result["final"]},
                Path(out) / f"rank{rank}.pt")

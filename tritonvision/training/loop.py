@@ -335,8 +335,11 @@ def _train(config: TrainConfig, info: DistInfo, log) -> dict:
         model = nn.parallel.DistributedDataParallel(
             core, device_ids=[device.index] if device.type == "cuda" else None)
     use_compile = config.compile if config.compile is not None else device.type == "cuda"
+    # validation runs the bare module (no DDP collectives: ranks may hold unequal shards)
+    eval_model: nn.Module = core
     if use_compile:
         model = torch.compile(model)
+        eval_model = torch.compile(core) if info.distributed else model
     loss_fn = seg_loss_fn(config.loss).to(device) if config.task == "seg" else None
     step = training_step_fn(config.task, model, core, loss_fn)
 
@@ -366,7 +369,10 @@ def _train(config: TrainConfig, info: DistInfo, log) -> dict:
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{total / batches:.4f}")
         train_loss = all_reduce_mean(total / max(batches, 1), info)
-        val = evaluate(model, val_loader, config.task, num_classes, device, config.amp, info,
+        if info.distributed:  # BatchNorm statistics: every rank takes rank 0's (as DDP does)
+            for buffer in core.buffers():
+                torch.distributed.broadcast(buffer.data, src=0)
+        val = evaluate(eval_model, val_loader, config.task, num_classes, device, config.amp, info,
                        channels_last)
         row = {"epoch": epoch + 1, "train_loss": train_loss,
                "val": {k: v for k, v in val.items() if isinstance(v, float)},
