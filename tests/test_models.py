@@ -9,7 +9,6 @@ import torch
 import torch.nn.functional as F
 
 from tritonvision.models import FCN8s, SimpleFCN, UNet, YOLO, YOLOInference, yolo_loss
-from tritonvision.models._blocks import DeconvAddStep
 
 SEG_CASES = [
     pytest.param(SimpleFCN, dict(num_classes=3, width=4, depth=2), 8, id="simple_fcn"),
@@ -40,14 +39,6 @@ def test_fused_and_plain_models_agree_in_outputs_and_gradients(cls, kwargs, size
     (out_p * weight).sum().backward()
     for (name, p_f), (_, p_p) in zip(fused.named_parameters(), plain.named_parameters()):
         torch.testing.assert_close(p_f.grad, p_p.grad, atol=1e-4, rtol=1e-4, msg=name)
-
-
-def test_deconv_step_is_a_conv_transpose2d_with_the_same_weights():
-    step = DeconvAddStep(6, 4, fused=True)
-    reference = torch.nn.ConvTranspose2d(6, 4, 2, stride=2)
-    reference.load_state_dict({"weight": step.weight.detach(), "bias": step.bias.detach()})
-    x, skip = torch.randn(2, 6, 5, 3), torch.randn(2, 4, 10, 6)
-    torch.testing.assert_close(step(x, skip), reference(x) + skip)
 
 
 def test_fcn8s_decoder_channels_match_the_encoder_maps_they_are_added_to():

@@ -21,7 +21,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._blocks import DeconvAddStep, upsample_add
+from tritonvision.nn import DeconvSkip
+
+from ._blocks import upsample_add
 
 
 def _check_input(name: str, x: Tensor, factor: int) -> None:
@@ -78,7 +80,7 @@ class SimpleFCN(nn.Module):
         outs = [chans[depth - 2 - i] for i in range(depth - 1)] + [num_classes]
         ins = [chans[-1]] + outs[:-1]
         self.decoder = nn.ModuleList(
-            DeconvAddStep(ins[i], outs[i], relu=i < depth - 1, fused=fused) for i in range(depth))
+            DeconvSkip(ins[i], outs[i], activation="relu" if i < depth - 1 else None, fused=fused) for i in range(depth))
 
     def forward(self, x: Tensor) -> Tensor:
         _check_input("SimpleFCN", x, self.factor)
@@ -116,7 +118,7 @@ class FCN8s(nn.Module):
         chans = self.encoder.channels
         # deconv i: from the H/2**(depth-i) map to H/2**(depth-1-i), added to stage depth-1-i
         self.decoder = nn.ModuleList(
-            DeconvAddStep(chans[min(depth - 1, depth - i)], chans[depth - 1 - i], fused=fused)
+            DeconvSkip(chans[min(depth - 1, depth - i)], chans[depth - 1 - i], fused=fused)
             for i in range(depth - 1))
         self.reduce = nn.Conv2d(chans[1], chans[0], 1)
         self.final = nn.Conv2d(chans[0], num_classes, 1)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._blocks import DeconvConcatStep, _centre_crop
+from tritonvision.nn import DeconvConcat
+
+from ._blocks import _centre_crop
 
 
 class DoubleConv(nn.Sequential):
@@ -67,7 +69,7 @@ class UNet(nn.Module):
             for i in range(depth))
         self.bottom = DoubleConv(chans[depth - 1], chans[depth], pad, batch_norm)
         levels = list(reversed(range(depth)))
-        self.up = nn.ModuleList(DeconvConcatStep(chans[i + 1], chans[i], fused=fused)
+        self.up = nn.ModuleList(DeconvConcat(chans[i + 1], chans[i], fused=fused)
                                 for i in levels)
         self.up_conv = nn.ModuleList(DoubleConv(2 * chans[i], chans[i], pad, batch_norm)
                                      for i in levels)
