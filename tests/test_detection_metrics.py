@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -532,3 +533,58 @@ def test_fast_result_reader_gives_json_doubles_and_falls_back_on_anything_else(t
     from_file = MeanAveragePrecision.from_coco_json(tmp_path / "gt.json", tmp_path / "dt.json").compute()
     from_list = MeanAveragePrecision.from_coco_json(dataset, records).compute()
     np.testing.assert_array_equal(from_file["precision"], from_list["precision"])
+
+
+def _plain_records(rng, n: int) -> list[dict]:
+    return [{"image_id": int(rng.integers(1, 4)), "category_id": int(rng.integers(1, 5)),
+             "bbox": [float(v) for v in rng.uniform(-5, 500, 4)],
+             "score": float(rng.uniform()) * 10.0 ** int(rng.integers(-6, 2))} for _ in range(n)]
+
+
+@pytest.mark.parametrize("failure", [None, "fork", "child"])
+def test_parallel_result_reader_gives_the_same_arrays_as_in_process(tmp_path, monkeypatch, failure):
+    """Large result files are parsed partly in a forked child: forced here on a small file,
+    it must give exactly json's values, also when the fork or the child fails."""
+    from tritonvision.metrics import coco_json
+    if not coco_json._parallel_ok(2 ** 62):
+        pytest.skip("the two-process reader needs Linux with fork and 2+ cores")
+    rng = np.random.default_rng(int(torch.randint(0, 2 ** 31, ()).item()))
+    records = _plain_records(rng, 301)
+    records[7]["bbox"] = [1, 2e-3, 3.5E+2, 0]
+    dataset = {"images": [{"id": i} for i in range(1, 4)], "categories": [{"id": c} for c in range(1, 5)],
+               "annotations": [{"id": i + 1, "image_id": r["image_id"], "category_id": r["category_id"],
+                                "bbox": r["bbox"], "area": 50.0, "iscrowd": 0} for i, r in enumerate(records[::5])]}
+    (tmp_path / "gt.json").write_text(json.dumps(dataset))
+    (tmp_path / "dt.json").write_text(json.dumps(records))
+    gt = coco_json.read_ground_truth(dataset)
+    expected = coco_json.read_results(records, gt)  # from the list: json's doubles, no text parsing
+    monkeypatch.setattr(coco_json, "_PARALLEL_MIN_BYTES", 0)
+    started = []
+    real_pending = coco_json._PendingResults
+
+    class Spy(real_pending):
+        def __init__(self, *args):
+            super().__init__(*args)
+            started.append(self.pid)
+    monkeypatch.setattr(coco_json, "_PendingResults", Spy)
+    if failure == "fork":
+        def no_fork():
+            raise OSError("no fork here")
+        monkeypatch.setattr(coco_json.os, "fork", no_fork)
+    elif failure == "child":  # the child's parser fails: it exits with status 1, the parent redoes its part
+        parent, real_values = os.getpid(), coco_json._template_values
+        monkeypatch.setattr(coco_json, "_template_values",
+                            lambda *args: real_values(*args) if os.getpid() == parent else None)
+    got_gt, got = coco_json.read_coco(tmp_path / "gt.json", tmp_path / "dt.json")
+    assert len(started) == 1 and (started[0] is None) == (failure == "fork")
+    np.testing.assert_array_equal(got_gt.gt_xywh, gt.gt_xywh)
+    for value, want in zip(got, expected):
+        assert value.dtype == want.dtype
+        np.testing.assert_array_equal(value, want)
+    # a file that is not laid out like its first object all through: the ordinary path
+    shuffled = records[:200] + [{"score": records[200]["score"], "bbox": records[200]["bbox"],
+                                 "image_id": records[200]["image_id"], "category_id": 1}] + records[201:]
+    (tmp_path / "dt2.json").write_text(json.dumps(shuffled))
+    _, got = coco_json.read_coco(tmp_path / "gt.json", tmp_path / "dt2.json")
+    for value, want in zip(got, coco_json.read_results(shuffled, gt)):
+        np.testing.assert_array_equal(value, want)

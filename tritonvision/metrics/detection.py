@@ -208,12 +208,12 @@ class MeanAveragePrecision:
         Categories are the annotation file's (results of other categories are left out),
         images its images; a result on an image not in the annotation file is an error.
         """
-        from .coco_json import read_ground_truth, read_results
+        from .coco_json import read_coco
         if iou_type != "bbox":
             raise ValueError(f"{_NAME}.from_coco_json: only iou_type='bbox' is supported "
                              f"(no masks here), got {iou_type!r}")
-        gt = read_ground_truth(gt_json_path)
-        return cls._from_coco(gt, read_results(results_json_path, gt), style=style, **kwargs)
+        gt, results = read_coco(gt_json_path, results_json_path)
+        return cls._from_coco(gt, results, style=style, **kwargs)
 
     @classmethod
     def _from_coco(cls, gt, results, style: str = "coco", **kwargs) -> "MeanAveragePrecision":
