@@ -121,14 +121,21 @@ def evaluate(boxes: CocoBoxes, iou_thresholds=IOU_THRESHOLDS, max_dets=MAX_DETS,
     d_cat = boxes.det_category[keep].astype(np.int64)
     d_score = boxes.det_score[keep].astype(np.float64)
     d_box = boxes.det_xywh[keep].astype(np.float64).reshape(-1, 4)
-    # by (image, category, descending score), ties in input order: two stable sorts
-    by_score = np.argsort(-d_score, kind="stable")
+    # by (image, category, descending score), ties in input order: stable sorts, the one
+    # by score done once for matching and accumulation (saves a 0.04 s float sort of the
+    # 500k detections of COCO val): by_score is (descending score, image, input order)
+    by_score = np.argsort(_small_ints(d_img, boxes.num_images), kind="stable")
+    by_score = by_score[np.argsort(-d_score[by_score], kind="stable")]
     order = by_score[np.argsort((d_img * K + d_cat)[by_score], kind="stable")]
     d_img, d_cat, d_score, d_box = d_img[order], d_cat[order], d_score[order], d_box[order]
     d_key = d_img * K + d_cat
     _, starts, lengths = _group_bounds(d_key)
     d_rank = np.arange(d_key.size, dtype=np.int64) - np.repeat(starts, lengths)
     kept = d_rank < max_det
+    new_index = np.full(d_key.size, -1, dtype=np.int64)   # input -> kept detection
+    new_index[order[kept]] = np.arange(int(kept.sum()), dtype=np.int64)
+    by_score = new_index[by_score]
+    by_score = by_score[by_score >= 0]
     d_img, d_cat, d_score, d_box, d_key, d_rank = (
         d_img[kept], d_cat[kept], d_score[kept], d_box[kept], d_key[kept], d_rank[kept])
     D = d_key.size
@@ -231,10 +238,9 @@ def evaluate(boxes: CocoBoxes, iou_thresholds=IOU_THRESHOLDS, max_dets=MAX_DETS,
     needed = _needed_true_positives(npig)                     # [A, K, R]
     needed_rows = np.repeat(needed, T, axis=0)                # [AT, K, R]
     defined = np.repeat(npig > 0, T, axis=0)                  # [AT, K]
-    # per category by score; ties in (image, rank) order = array order, as pycocotools concatenates
-    acc_order = np.argsort(-d_score, kind="stable")
-    cat_small = d_cat.astype(np.int16) if K < 2 ** 15 else d_cat  # int16: numpy's radix sort
-    acc_order = acc_order[np.argsort(cat_small[acc_order], kind="stable")]
+    # per category by score; ties in (image, rank) order, as pycocotools concatenates: the
+    # kept detections by (descending score, image, input order), stably by category
+    acc_order = by_score[np.argsort(_small_ints(d_cat, K)[by_score], kind="stable")]
     acc_position = np.empty(D, dtype=np.int64)
     acc_position[acc_order] = np.arange(D)
     # the matches sorted once by (row, category, accumulation position); each maxDets
@@ -300,6 +306,12 @@ def _result(precision, recall, scores, iou_thresholds, max_dets, area_ranges, np
             "iou_thresholds": iou_thresholds, "rec_thresholds": RECALL_THRESHOLDS.copy(),
             "max_dets": list(max_dets), "area_ranges": [list(r) for r in area_ranges],
             "num_gt": npig}
+
+
+def _small_ints(values: np.ndarray, bound: int) -> np.ndarray:
+    """``values`` (in [0, bound)) as int16 when they fit: numpy's stable sort is then a
+    radix sort (~10x faster than its timsort on int64)."""
+    return values.astype(np.int16) if bound <= 2 ** 15 else values
 
 
 def _segment_cumsum(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
