@@ -198,11 +198,13 @@ def _template_results(raw: bytes):
 # (COCO-val-sized results, 47 MB, 3.5M numbers: 0.7 s of ~1.8 s). On Linux, for a large
 # template file on a machine with 2+ cores, a forked child parses the tail of the numbers
 # while this process reads the ground truth, checks the layout and parses the head:
-# from_coco_json + compute of the COCO-val-sized synthetic set went from 1.70 s to ~1.2 s
-# wall on a 2-core AMD EPYC (see perf/results/cpu-amd-epyc/coco-eval-full.md). The child
-# runs only bytes/numpy code on its copy of the bytes, sends the doubles back raw through
-# shared memory and exits with os._exit; any failure falls back to parsing in this process, with
-# the same numbers (the same parser on the same text, split between two objects).
+# reading both files of the COCO-val-sized synthetic set went from ~1.3 s to ~0.7 s, and
+# ``python -m perf.cases.detection_map --full`` (read + evaluate) from 2.04 s to 1.31 s
+# wall (with ~0.04 s from coco_eval's single score sort) on a 2-core AMD EPYC, see
+# perf/results/cpu-amd-epyc/coco-eval-full.md. The child runs only bytes/numpy code on its
+# copy of the bytes, writes the doubles raw into shared memory and exits with os._exit; any
+# failure falls back to parsing in this process, with the same numbers (the same parser on
+# the same text, split between two objects).
 _PARALLEL_MIN_BYTES = 8 << 20   # smaller files: the fork is not worth it
 _CHILD_SHARE = 0.65             # the child's share of the objects (this process also reads the gt)
 
@@ -229,8 +231,8 @@ class _PendingResults:
             return
         self.tail_n = n - raw.count(b"{", 0, self.cut)
         # the child writes its doubles straight into shared memory; exit status 0 = done
-        self.shared = mmap.mmap(-1, max(8 * 7 * self.tail_n, 1))
         try:
+            self.shared = mmap.mmap(-1, max(8 * 7 * self.tail_n, 1))
             with warnings.catch_warnings():  # python >= 3.12 warns about fork with threads
                 warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
@@ -251,8 +253,11 @@ class _PendingResults:
         """The child's numbers, or None if it failed (the child is reaped whatever happens)."""
         if self.pid is None:
             return None
-        _, status = os.waitpid(self.pid, 0)
-        self.pid = None
+        pid, self.pid = self.pid, None
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored): status unknown
+            return None
         if status != 0:
             return None
         return np.frombuffer(self.shared, dtype=np.float64, count=7 * self.tail_n)
@@ -277,7 +282,10 @@ class _PendingResults:
         """Reap the child (if still there) without using its output."""
         if self.pid is not None:
             pid, self.pid = self.pid, None
-            os.waitpid(pid, 0)
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
 
 
 def _read_bytes(source) -> bytes:
