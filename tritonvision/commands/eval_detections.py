@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from tritonvision.metrics import MeanAveragePrecision, plot_pr_curves
-    from tritonvision.metrics.coco_json import read_ground_truth, read_results
+    from tritonvision.metrics.coco_json import read_coco
     from tritonvision.metrics.detection import format_result
 
     for path, what in ((args.gt, "ground-truth annotation"), (args.results, "detection results")):
@@ -50,12 +50,9 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with _progress(large and not args.no_progress) as bar:
         try:
-            bar.set_postfix_str("reading ground truth")
-            gt = read_ground_truth(args.gt)
-            bar.update()
-            bar.set_postfix_str("reading results")
-            results = read_results(args.results, gt)
-            bar.update()
+            bar.set_postfix_str("reading ground truth and results")
+            gt, results = read_coco(args.gt, args.results)
+            bar.update(2)
             kwargs = {"iou_thresholds": [args.iou]} if args.iou is not None and args.style != "coco" else {}
             metric = MeanAveragePrecision._from_coco(gt, results, style=args.style, **kwargs)
             bar.update()
