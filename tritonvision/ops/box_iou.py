@@ -95,6 +95,7 @@ def _overlap_triton(boxes1: Tensor, boxes2: Tensor, variant: int, eps: float, al
 
 
 def _random_boxes(n: int, device: torch.device) -> Tensor:
+    """Example boxes for the ops' smoke runs (``fused_op(example=...)``)."""
     xy = torch.rand(n, 2, device=device) * 100
     return torch.cat([xy, xy + 1 + torch.rand(n, 2, device=device) * 50], dim=1)
 

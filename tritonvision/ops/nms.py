@@ -41,7 +41,7 @@ from tritonvision.kernels import nms as kernels
 
 from ._checks import check_boxes, check_float, check_integer, check_same_device
 from ._dtypes import compute_dtype
-from .box_iou import exact_threshold, pack_bits, threshold_triton
+from .box_iou import _random_boxes, exact_threshold, pack_bits, threshold_triton
 from ._op import fused_op
 
 BITS_PER_WORD = kernels.BITS_PER_WORD
@@ -249,11 +249,6 @@ def _nms_torch(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
 
 def _nms_triton(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
     return _nms_impl(boxes, scores, iou_threshold, triton_path=True)
-
-
-def _random_boxes(n: int, device: torch.device) -> Tensor:
-    xy = torch.rand(n, 2, device=device) * 100
-    return torch.cat([xy, xy + 1 + torch.rand(n, 2, device=device) * 50], dim=1)
 
 
 nms_op = fused_op("nms", _nms_torch, _nms_triton,
