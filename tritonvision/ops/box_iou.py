@@ -94,14 +94,14 @@ def _overlap_triton(boxes1: Tensor, boxes2: Tensor, variant: int, eps: float, al
     return out
 
 
-def _random_boxes(n: int, device: torch.device) -> Tensor:
+def example_boxes(n: int, device: torch.device) -> Tensor:
     """Example boxes for the ops' smoke runs (``fused_op(example=...)``)."""
     xy = torch.rand(n, 2, device=device) * 100
     return torch.cat([xy, xy + 1 + torch.rand(n, 2, device=device) * 50], dim=1)
 
 
 box_overlap_op = fused_op("box_overlap", _overlap_torch, _overlap_triton,
-                          example=lambda d: (_random_boxes(8, d), _random_boxes(5, d), kernels.IOU, 1e-7, False))
+                          example=lambda d: (example_boxes(8, d), example_boxes(5, d), kernels.IOU, 1e-7, False))
 
 
 @box_overlap_op.register_fake
@@ -258,7 +258,7 @@ def threshold_triton(boxes1: Tensor, boxes2: Tensor, threshold: float, upper: bo
 
 box_iou_threshold_op = fused_op(
     "box_iou_threshold", _threshold_torch, threshold_triton,
-    example=lambda d: (_random_boxes(40, d)[None], _random_boxes(40, d)[None], 0.5, True))
+    example=lambda d: (example_boxes(40, d)[None], example_boxes(40, d)[None], 0.5, True))
 
 
 @box_iou_threshold_op.register_fake

@@ -41,7 +41,7 @@ from tritonvision.kernels import nms as kernels
 
 from ._checks import check_boxes, check_float, check_integer, check_same_device
 from ._dtypes import compute_dtype
-from .box_iou import _random_boxes, exact_threshold, pack_bits, threshold_triton
+from .box_iou import example_boxes, exact_threshold, pack_bits, threshold_triton
 from ._op import fused_op
 
 BITS_PER_WORD = kernels.BITS_PER_WORD
@@ -252,7 +252,7 @@ def _nms_triton(boxes: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
 
 
 nms_op = fused_op("nms", _nms_torch, _nms_triton,
-                  example=lambda d: (_random_boxes(40, d), torch.rand(40, device=d), 0.5))
+                  example=lambda d: (example_boxes(40, d), torch.rand(40, device=d), 0.5))
 
 
 @nms_op.register_fake
@@ -292,7 +292,7 @@ def _batched_triton(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: 
 
 batched_nms_op = fused_op(
     "batched_nms", _batched_torch, _batched_triton,
-    example=lambda d: (_random_boxes(40, d), torch.rand(40, device=d), torch.randint(0, 3, (40,), device=d),
+    example=lambda d: (example_boxes(40, d), torch.rand(40, device=d), torch.randint(0, 3, (40,), device=d),
                        0.5))
 
 
@@ -365,7 +365,7 @@ def _padded_triton(boxes: Tensor, scores: Tensor, iou_threshold: float, score_th
 
 batched_nms_padded_op = fused_op(
     "batched_nms_padded", _padded_torch, _padded_triton,
-    example=lambda d: (_random_boxes(30, d).view(2, 15, 4), torch.rand(2, 15, 3, device=d),
+    example=lambda d: (example_boxes(30, d).view(2, 15, 4), torch.rand(2, 15, 3, device=d),
                        0.5, 0.2, 10, False))
 
 
