@@ -37,22 +37,32 @@ def _pair(scale: Scale, name: str, layer: str) -> tuple[int, int]:
     return pair  # type: ignore[return-value]
 
 
-class NearestUpsample(nn.Module):
+class _Interpolate(nn.Module):
+    """``F.interpolate`` by an integer factor per axis; the subclasses fix the mode."""
+
+    def __init__(self, scale_factor: Scale, mode: str, align_corners: Optional[bool]):
+        super().__init__()
+        self.scale_factor = _pair(scale_factor, "scale_factor", type(self).__name__)
+        self.mode = mode
+        self.align_corners = align_corners
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.interpolate(x, scale_factor=(float(self.scale_factor[0]), float(self.scale_factor[1])),
+                             mode=self.mode, align_corners=self.align_corners)
+
+    def extra_repr(self) -> str:
+        corners = "" if self.align_corners is None else f", align_corners={self.align_corners}"
+        return f"scale_factor={self.scale_factor}{corners}"
+
+
+class NearestUpsample(_Interpolate):
     """Nearest-neighbour upsampling: each input pixel becomes an s x s block of copies.
 
     Input Tensor[B, C, h, w] -> Tensor[B, C, h * s, w * s].
     """
 
     def __init__(self, scale_factor: Scale):
-        super().__init__()
-        self.scale_factor = _pair(scale_factor, "scale_factor", "NearestUpsample")
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.interpolate(x, scale_factor=(float(self.scale_factor[0]), float(self.scale_factor[1])),
-                             mode="nearest")
-
-    def extra_repr(self) -> str:
-        return f"scale_factor={self.scale_factor}"
+        super().__init__(scale_factor, "nearest", None)
 
 
 class BedOfNailsUpsample(nn.Module):
@@ -79,7 +89,7 @@ class BedOfNailsUpsample(nn.Module):
         return f"scale_factor={self.scale_factor}"
 
 
-class BilinearUpsample(nn.Module):
+class BilinearUpsample(_Interpolate):
     """Bilinear upsampling by an integer factor (``F.interpolate(mode="bilinear")``).
 
     ``align_corners=False`` (default) matches the lecture's 2x2 -> 4x4 example.
@@ -87,19 +97,10 @@ class BilinearUpsample(nn.Module):
     """
 
     def __init__(self, scale_factor: Scale, align_corners: bool = False):
-        super().__init__()
-        self.scale_factor = _pair(scale_factor, "scale_factor", "BilinearUpsample")
-        self.align_corners = align_corners
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.interpolate(x, scale_factor=(float(self.scale_factor[0]), float(self.scale_factor[1])),
-                             mode="bilinear", align_corners=self.align_corners)
-
-    def extra_repr(self) -> str:
-        return f"scale_factor={self.scale_factor}, align_corners={self.align_corners}"
+        super().__init__(scale_factor, "bilinear", align_corners)
 
 
-class BicubicUpsample(nn.Module):
+class BicubicUpsample(_Interpolate):
     """Bicubic upsampling by an integer factor: Keys' cubic kernel with a = -0.75 over
     the 4 nearest input pixels per axis, borders clamped (``F.interpolate(mode="bicubic")``).
 
@@ -109,16 +110,7 @@ class BicubicUpsample(nn.Module):
     """
 
     def __init__(self, scale_factor: Scale, align_corners: bool = False):
-        super().__init__()
-        self.scale_factor = _pair(scale_factor, "scale_factor", "BicubicUpsample")
-        self.align_corners = align_corners
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.interpolate(x, scale_factor=(float(self.scale_factor[0]), float(self.scale_factor[1])),
-                             mode="bicubic", align_corners=self.align_corners)
-
-    def extra_repr(self) -> str:
-        return f"scale_factor={self.scale_factor}, align_corners={self.align_corners}"
+        super().__init__(scale_factor, "bicubic", align_corners)
 
 
 class MaxPoolWithIndices(nn.Module):
