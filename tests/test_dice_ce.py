@@ -93,6 +93,14 @@ def _loss_and_grad(fn, logits, target, **kw):
     return loss, grad, seed
 
 
+def _assert_matches_float64_reference(logits, target, **opts):
+    """Loss and gradient of dice_ce_loss equal the one-hot float64 reference's (float64 logits)."""
+    ours, grad, _ = _loss_and_grad(dice_ce_loss, logits, target, **opts)
+    ref, ref_grad, _ = _loss_and_grad(reference_dice_ce, logits, target, **opts)
+    torch.testing.assert_close(ours, ref, atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(grad, ref_grad, atol=1e-12, rtol=1e-9)
+
+
 OPTIONS = [
     dict(),
     dict(include_background=False),
@@ -252,10 +260,7 @@ def test_class_counts(num_classes):
     """One register tile up to MAX_TRITON_CLASSES (150 and 300 pad to 256 and 512)."""
     logits, target = _inputs((2, 5, 3), num_classes, torch.float64)
     opts = dict(weight=torch.rand(num_classes) + 0.1, label_smoothing=0.1, include_background=False)
-    ours, grad, _ = _loss_and_grad(dice_ce_loss, logits, target, **opts)
-    ref, ref_grad, _ = _loss_and_grad(reference_dice_ce, logits, target, **opts)
-    torch.testing.assert_close(ours, ref, atol=1e-12, rtol=1e-10)
-    torch.testing.assert_close(grad, ref_grad, atol=1e-12, rtol=1e-9)
+    _assert_matches_float64_reference(logits, target, **opts)
 
 
 @pytest.mark.kernel
@@ -268,10 +273,7 @@ def test_several_tiles_per_program_and_batch_chunks(monkeypatch):
     monkeypatch.setattr(module, "MAX_GRID_Y", 1)
     logits, target = _inputs((3, 5, 7), 5, torch.float64)   # 35 pixels, 5 tiles of 8, 3 at most per program
     opts = dict(label_smoothing=0.1, squared_pred=True)
-    ours, grad, _ = _loss_and_grad(dice_ce_loss, logits, target, **opts)
-    ref, ref_grad, _ = _loss_and_grad(reference_dice_ce, logits, target, **opts)
-    torch.testing.assert_close(ours, ref, atol=1e-12, rtol=1e-10)
-    torch.testing.assert_close(grad, ref_grad, atol=1e-12, rtol=1e-9)
+    _assert_matches_float64_reference(logits, target, **opts)
 
 
 @pytest.mark.kernel
@@ -293,10 +295,7 @@ def test_backward_op_masks_out_of_range_labels():
 def test_many_classes_fall_back_to_torch_path():
     num_classes = 1100
     logits, target = _inputs((1, 3, 2), num_classes, torch.float64)
-    ours, grad, _ = _loss_and_grad(dice_ce_loss, logits, target)
-    ref, ref_grad, _ = _loss_and_grad(reference_dice_ce, logits, target)
-    torch.testing.assert_close(ours, ref, atol=1e-12, rtol=1e-10)
-    torch.testing.assert_close(grad, ref_grad, atol=1e-12, rtol=1e-9)
+    _assert_matches_float64_reference(logits, target)
 
 
 @pytest.mark.kernel
@@ -448,10 +447,7 @@ def test_random_shapes_match_reference(b, c, h, w, batch, ib, squared, smoothing
     logits, target = _inputs((b, h, w), c, torch.float64, ignore_frac=ignore)
     opts = dict(batch=batch, include_background=ib, squared_pred=squared, label_smoothing=smoothing,
                 weight=torch.rand(c) + 0.1)
-    ours, grad, _ = _loss_and_grad(dice_ce_loss, logits, target, **opts)
-    ref, ref_grad, _ = _loss_and_grad(reference_dice_ce, logits, target, **opts)
-    torch.testing.assert_close(ours, ref, atol=1e-12, rtol=1e-10)
-    torch.testing.assert_close(grad, ref_grad, atol=1e-12, rtol=1e-9)
+    _assert_matches_float64_reference(logits, target, **opts)
 
 
 # ----------------------------------------------------------------------------- op contracts
