@@ -49,3 +49,13 @@ def check_shape(t: Tensor, expected: Sequence[int | None], op: str, name: str) -
     if not ok:
         want = "[" + ", ".join("*" if e is None else str(e) for e in expected) + "]"
         raise ValueError(f"{op}: {name} must have shape {want}, got {list(t.shape)}")
+
+
+def first_bad_label(labels: Tensor, num_classes: int, ignored: Tensor | None = None) -> int | None:
+    """The first label outside [0, num_classes) among the pixels not ``ignored``, or None.
+
+    One reduction and, on a GPU, one host sync: call it before launching a kernel."""
+    bad = (labels < 0) | (labels >= num_classes)
+    if ignored is not None:
+        bad &= ~ignored
+    return int(labels[bad].reshape(-1)[0]) if bool(bad.any()) else None

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from tritonvision.kernels import confusion_matrix as kernels
 
-from ._checks import check_integer, check_same_device, check_tensor
+from ._checks import check_integer, check_same_device, check_tensor, first_bad_label
 from ._op import fused_op
 
 BLOCK = 1024
@@ -112,11 +112,8 @@ def _check_label_range(op: str, labels: Tensor, name: str, num_classes: int,
     """Raise if ``labels`` (outside the ignored pixels) leave [0, num_classes). Eager only."""
     if labels.numel() == 0 or torch.compiler.is_compiling():
         return
-    bad = (labels < 0) | (labels >= num_classes)
-    if ignored is not None:
-        bad &= ~ignored
-    if bool(bad.any()):
-        value = int(labels[bad].reshape(-1)[0])
+    value = first_bad_label(labels, num_classes, ignored)
+    if value is not None:
         hint = (f" (set ignore_index={value} if those pixels should be ignored)"
                 if name == "target" else " (predictions must be class indices in [0, num_classes))")
         raise ValueError(f"{op}: {name} has label {value} but num_classes is {num_classes}{hint}")

@@ -78,7 +78,7 @@ from torch import Tensor
 
 from tritonvision.kernels import dice_ce as kernels
 
-from ._checks import check_float, check_integer, check_same_device, check_tensor
+from ._checks import check_float, check_integer, check_same_device, check_tensor, first_bad_label
 from ._dtypes import compute_dtype, tl_compute_dtype
 from ._op import fused_op
 
@@ -97,9 +97,8 @@ NUM_WARPS = 8
 
 def _check_labels(target: Tensor, num_classes: int, ignore_index: int) -> None:
     """ValueError if a label is outside [0, num_classes) and not ignore_index (one GPU sync)."""
-    bad = (target != ignore_index) & ((target < 0) | (target >= num_classes))
-    if bool(bad.any()):
-        label = int(target[bad].flatten()[0])
+    label = first_bad_label(target, num_classes, ignored=target == ignore_index)
+    if label is not None:
         raise ValueError(f"{OP}: target has label {label} but logits have {num_classes} classes "
                          f"(labels must be in [0, {num_classes}) or equal ignore_index={ignore_index}; "
                          f"set ignore_index={label} if those pixels should be ignored)")
