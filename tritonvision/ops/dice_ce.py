@@ -125,8 +125,9 @@ def _stats_torch(logits: Tensor, target: Tensor, ignore_index: int, squared_pred
     """The five sums: per-label terms scatter-added over the labels (no one-hot), the all-class
     sums as reductions over the pixels; about five passes over [B, C, S] (CPU path)."""
     num_classes = logits.shape[1]
-    _check_labels(target, num_classes, ignore_index)
     x, y, valid, all_valid = _labels(logits, target, ignore_index)
+    if not all_valid:  # some pixel is ignored or out of range: find out which before computing
+        _check_labels(target, num_classes, ignore_index)
     logp = x.log_softmax(1)
     p = logp.exp()
     vf = valid.to(x.dtype)
