@@ -65,8 +65,8 @@ def main() -> None:
         return original_run(self, *args, grid=grid, warmup=warmup, **kwargs)
 
     InterpretedFunction.run = recording_run
-    for current_op, (op, example) in sorted(REGISTERED.items()):
-        op(*example(torch.device("cpu")))
+    for current_op, fused in sorted(REGISTERED.items()):
+        fused.op(*fused.example(torch.device("cpu")))
     for current_op, call in enumerate(extra_calls()):
         call()
     json.dump(launches, sys.stdout)

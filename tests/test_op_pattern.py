@@ -24,8 +24,8 @@ def test_routing_follows_the_device_and_kernel_test_mode():
 @pytest.mark.kernel
 @pytest.mark.parametrize("name", sorted(REGISTERED))
 def test_every_op_runs_on_its_example_inputs(name):
-    op, example = REGISTERED[name]
-    op(*example(torch.device("cpu")))
+    fused = REGISTERED[name]
+    fused.op(*fused.example(torch.device("cpu")))
 
 
 @pytest.mark.kernel

@@ -22,11 +22,11 @@ def run(args: argparse.Namespace) -> int:
           f"{', kernel-test mode (TRITON_INTERPRET=1)' if KERNEL_TEST_MODE else ''}")
     print(f"{'op':<28} {'backend':<20} {'ran in':>10}")
     failures = 0
-    for op_name, (op, example) in sorted(REGISTERED.items()):
-        inputs = example(device)
+    for op_name, fused in sorted(REGISTERED.items()):
+        inputs = fused.example(device)
         start = time.perf_counter()
         try:
-            op(*inputs)
+            fused.op(*inputs)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             result = f"{(time.perf_counter() - start) * 1e3:8.2f} ms"

@@ -12,10 +12,15 @@ with the same signature:
 
 The schema is inferred from ``torch_impl``'s type annotations. The caller adds
 ``register_fake`` / ``register_autograd`` on the returned op as usual.
+The Triton implementation runs with its tensors' GPU as the current device, so
+kernels and the allocations they make land there whatever ``torch.cuda.current_device()`` is.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -28,8 +33,40 @@ KERNEL_TEST_MODE: bool = os.environ.get("TRITON_INTERPRET", "0") == "1"
 ExampleInputs = Callable[[torch.device], tuple]
 """Makes small valid arguments for an op on a device (for ``tritonvision info`` and smoke tests)."""
 
-REGISTERED: dict[str, tuple[torch.library.CustomOpDef, ExampleInputs]] = {}
-"""Every fused op by name, with its example-input maker."""
+
+@dataclass(frozen=True)
+class FusedOp:
+    """A registered op with both implementations and its example-input maker."""
+    op: torch.library.CustomOpDef
+    torch_impl: Callable
+    triton_impl: Callable
+    example: ExampleInputs
+
+
+REGISTERED: dict[str, FusedOp] = {}
+"""Every fused op by name."""
+
+
+def tensor_device(args: tuple) -> torch.device | None:
+    """The device of the first tensor among ``args`` (lists of tensors included), or None."""
+    for arg in args:
+        if isinstance(arg, torch.Tensor):
+            return arg.device
+        if isinstance(arg, (list, tuple)) and arg and isinstance(arg[0], torch.Tensor):
+            return arg[0].device
+    return None
+
+
+def on_tensor_device(impl: Callable) -> Callable:
+    """``impl`` run with its first tensor argument's GPU as the current CUDA device."""
+    @functools.wraps(impl)
+    def guarded(*args, **kwargs):
+        device = tensor_device(args)
+        guard = torch.cuda.device(device) if device is not None and device.type == "cuda" \
+            else contextlib.nullcontext()
+        with guard:
+            return impl(*args, **kwargs)
+    return guarded
 
 
 def fused_op(name: str, torch_impl: Callable, triton_impl: Callable, example: ExampleInputs,
@@ -39,10 +76,11 @@ def fused_op(name: str, torch_impl: Callable, triton_impl: Callable, example: Ex
     ``example(device)`` returns a small tuple of valid arguments for the op.
     """
     op = torch.library.custom_op(f"{NAMESPACE}::{name}", torch_impl, mutates_args=mutates_args)
-    op.register_kernel("cuda", triton_impl)
+    guarded = on_tensor_device(triton_impl)
+    op.register_kernel("cuda", guarded)
     if KERNEL_TEST_MODE:
-        op.register_kernel("cpu", triton_impl)
-    REGISTERED[name] = (op, example)
+        op.register_kernel("cpu", guarded)
+    REGISTERED[name] = FusedOp(op, torch_impl, guarded, example)
     return op
 
 

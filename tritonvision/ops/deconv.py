@@ -35,7 +35,6 @@ and skip to the autocast dtype when autocast is enabled for x's device, as
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Optional
 
 import torch
@@ -133,22 +132,16 @@ def _like_x(x: Tensor, *tensors: Optional[Tensor]) -> list[Optional[Tensor]]:
     return [t if t is None or t.dtype == x.dtype else t.to(x.dtype) for t in tensors]
 
 
-def _on_device(x: Tensor):
-    """Launch on x's GPU whatever the current device is."""
-    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
-
-
 def _forward_into(x: Tensor, weight: Tensor, bias: Optional[Tensor], skip: Optional[Tensor], out: Tensor,
                   stride: int, padding: int, output_padding: int, relu: bool) -> None:
     if out.numel() == 0:
         return
     weight, bias = _like_x(x, weight, bias)
-    with _on_device(x):
-        if triton_gemm_supported(x.dtype, weight.shape[2], stride):
-            _launch_phase(x, weight, bias, skip, out, stride, padding, relu)
-        else:
-            y = F.conv_transpose2d(x, weight, bias, stride, padding, output_padding)
-            _launch_add_act(y, skip, out, relu)
+    if triton_gemm_supported(x.dtype, weight.shape[2], stride):
+        _launch_phase(x, weight, bias, skip, out, stride, padding, relu)
+    else:
+        y = F.conv_transpose2d(x, weight, bias, stride, padding, output_padding)
+        _launch_add_act(y, skip, out, relu)
 
 
 # ----------------------------------------------------------------------------- deconv_skip
@@ -229,12 +222,6 @@ def _backward_torch(grad: Tensor, x: Tensor, weight: Tensor, stride: int, paddin
 
 
 def _backward_triton(grad: Tensor, x: Tensor, weight: Tensor, stride: int, padding: int, output_padding: int,
-                     need_input: bool, need_weight: bool) -> tuple[Tensor, Tensor]:
-    with _on_device(x):
-        return _backward_launch(grad, x, weight, stride, padding, output_padding, need_input, need_weight)
-
-
-def _backward_launch(grad: Tensor, x: Tensor, weight: Tensor, stride: int, padding: int, output_padding: int,
                      need_input: bool, need_weight: bool) -> tuple[Tensor, Tensor]:
     k = weight.shape[2]
     if not triton_gemm_supported(x.dtype, k, stride) or not grad.dtype == weight.dtype == x.dtype:
