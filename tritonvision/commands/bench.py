@@ -24,8 +24,8 @@ def _perf_root() -> Path | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ops", default=None,
                         help="comma-separated families (perf/cases/<family>.py) to run; default all")
-    parser.add_argument("--size", choices=("small", "full"), default=None,
-                        help="'small' CPU smoke sizes or the 'full' GPU sizes (default: full on "
+    parser.add_argument("--size", choices=("tiny", "small", "full"), default=None,
+                        help="'tiny' (the GPU window's dry run in the interpreter), 'small' CPU smoke sizes or the 'full' GPU sizes (default: full on "
                              "cuda, small on cpu)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="default: cuda if available, else cpu")
@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="allowed slow-down for --compare, as a fraction (default 0.10)")
     parser.add_argument("--skip", default="",
                         help="comma-separated baseline names not to time (e.g. 'compile')")
+    parser.add_argument("--baselines", default=None,
+                        help="comma-separated baseline names to time, the others skipped (default: all)")
+    parser.add_argument("--family-budget", type=float, default=None, metavar="SECONDS",
+                        help="stop starting new cases of a family after this many seconds (the rest "
+                             "are reported as not timed); with --save, results are saved after every case")
     parser.add_argument("--n-sets", type=int, default=3, help="rotating input sets per case (default 3)")
     parser.add_argument("--min-time", type=float, default=0.05,
                         help="CPU: least seconds of timed calls per function (default 0.05)")
