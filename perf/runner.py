@@ -50,7 +50,6 @@ from typing import Any, Callable, Iterable
 import torch
 
 from perf.harness import BenchCase
-from tritonvision.commands.bench import add_arguments
 
 PERF_DIR = Path(__file__).resolve().parent
 CASES_DIR = PERF_DIR / "cases"
@@ -616,12 +615,45 @@ def compare(report: dict, saved: dict, threshold: float = 0.10) -> tuple[list[st
 
 
 # ----------------------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ops", default=None,
+                        help="comma-separated families (perf/cases/<family>.py) to run; default all")
+    parser.add_argument("--size", choices=("tiny", "small", "full"), default=None,
+                        help="'tiny' (the GPU window's dry run in the interpreter), 'small' CPU smoke "
+                             "sizes or the 'full' GPU sizes (default: full on cuda, small on cpu)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="default: cuda if available, else cpu")
+    parser.add_argument("--save", metavar="NAME", default=None,
+                        help="save perf/results/<device-slug>/NAME.{json,md,png}")
+    parser.add_argument("--compare", metavar="NAME", default=None,
+                        help="compare ours with a saved run (NAME or a .json path); exit 1 when "
+                             "any case is more than --threshold slower")
+    parser.add_argument("--threshold", type=float, default=0.10,
+                        help="allowed slow-down for --compare, as a fraction (default 0.10)")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated baseline names not to time (e.g. 'compile')")
+    parser.add_argument("--baselines", default=None,
+                        help="comma-separated baseline names to time, the others skipped (default: all)")
+    parser.add_argument("--family-budget", type=float, default=None, metavar="SECONDS",
+                        help="stop starting new cases of a family after this many seconds (the rest "
+                             "are reported as not timed); with --save, results are saved after every case")
+    parser.add_argument("--n-sets", type=int, default=3, help="rotating input sets per case (default 3)")
+    parser.add_argument("--min-time", type=float, default=0.05,
+                        help="CPU: least seconds of timed calls per function (default 0.05)")
+    parser.add_argument("--note", default="", help="free text stored with the results (e.g. the machine)")
+    # the command line stored with the results when another front (tritonvision bench) runs this one
+    parser.add_argument("--command", default=None, help=argparse.SUPPRESS)
+    # for tests: another results folder, and a small (cache-resident, so flattering) roofline
+    parser.add_argument("--results-dir", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--quick-roofline", action="store_true", help=argparse.SUPPRESS)
+
+
 def command_from_args(prefix: str, args: argparse.Namespace) -> str:
     """A command line equivalent to ``args`` (when the real argv is not at hand)."""
     parts = prefix.split()
     defaults = vars(_parser(prefix).parse_args([]))
     for key, value in vars(args).items():
-        if key in defaults and value != defaults[key] and key not in ("results_dir", "quick_roofline"):
+        if key in defaults and value != defaults[key] and key not in ("results_dir", "quick_roofline", "command"):
             parts += [f"--{key.replace('_', '-')}", str(value)]
     return shlex.join(parts)
 
@@ -714,4 +746,5 @@ def run(args: argparse.Namespace, command: str | None = None,
 
 def main(argv: list[str] | None = None, prog: str = "python -m perf") -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    return run(_parser(prog).parse_args(argv), command=shlex.join(prog.split() + argv))
+    args = _parser(prog).parse_args(argv)
+    return run(args, command=args.command or shlex.join(prog.split() + argv))
