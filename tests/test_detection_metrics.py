@@ -171,9 +171,11 @@ def test_coco_equal_iou_goes_to_the_later_ground_truth_as_pycocotools():
     assert_same_as_pycocotools(ours, run_pycocotools(*to_coco(preds, targets, ours["classes"])))
 
 
-def test_coco_custom_iou_thresholds_and_max_dets_match_pycocotools():
+@pytest.mark.parametrize("max_dets", [[1, 10, 100], [1, 10, 1000], [5, 20, 50]])
+def test_coco_custom_iou_thresholds_and_max_dets_match_pycocotools(max_dets):
+    """pycocotools' first summary line asks for maxDets == 100 literally: -1 without it."""
     preds, targets = random_case(int(torch.randint(0, 2 ** 31, ()).item()), 5, 3, 6, 40, False, 0.1, False)
-    thresholds, max_dets = [0.3, 0.5, 0.75, 0.9], [1, 10, 100]
+    thresholds = [0.3, 0.5, 0.75, 0.9]
     metric = MeanAveragePrecision(iou_thresholds=thresholds, max_detection_thresholds=max_dets)
     metric.update(preds, targets)
     ours = metric.compute()

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import coco_eval
-from .coco_eval import CocoBoxes
+from .coco_eval import CocoInstances
 from .voc_eval import evaluate_voc
 
 STYLES = ("coco", "voc", "voc07")
@@ -277,10 +277,10 @@ class MeanAveragePrecision:
         return list(self._category_names) if self._category_names is not None else [str(i) for i in ids]
 
     def _compute_coco(self, state, ids, det_cat, gt_cat) -> dict:
-        boxes = CocoBoxes(state["num_images"], int(ids.size), state["det_image"], det_cat, state["det_score"],
-                          state["det_xywh"], state["gt_image"], gt_cat, state["gt_xywh"], state["gt_area"],
-                          state["gt_crowd"], state["gt_id_nonzero"])
-        result = coco_eval.evaluate(boxes, self.iou_thresholds, self.max_detection_thresholds)
+        instances = CocoInstances(
+            state["num_images"], int(ids.size), state["det_image"], det_cat, state["det_score"], state["det_xywh"],
+            state["gt_image"], gt_cat, state["gt_xywh"], state["gt_area"], state["gt_crowd"], state["gt_id_nonzero"])
+        result = coco_eval.evaluate(instances, self.iou_thresholds, self.max_detection_thresholds)
         stats = coco_eval.summarize(result)
         out: dict[str, Any] = {name: float(v) for name, v in zip(coco_eval.STAT_NAMES, stats)}
         out["stats"] = stats
