@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -45,6 +46,30 @@ class FusedOp:
 
 REGISTERED: dict[str, FusedOp] = {}
 """Every fused op by name."""
+
+_REFERENCE = threading.local()
+
+
+@contextlib.contextmanager
+def reference():
+    """Run every public op function in this block as its plain-torch reference math.
+
+    The one switch that overrides the device routing: inside it no custom op and no Triton
+    kernel runs, on any device; ``torch.compile`` sees ordinary torch code. Used for
+    baselines ("eager", "compile" in perf/), the fused-vs-reference tests and the CLI's
+    ``--reference`` flag. Thread-local; nests.
+    """
+    previous = getattr(_REFERENCE, "on", False)
+    _REFERENCE.on = True
+    try:
+        yield
+    finally:
+        _REFERENCE.on = previous
+
+
+def is_reference() -> bool:
+    """True inside :func:`reference`."""
+    return getattr(_REFERENCE, "on", False)
 
 
 def tensor_device(args: tuple) -> torch.device | None:
