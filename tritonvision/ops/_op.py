@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -47,7 +46,7 @@ class FusedOp:
 REGISTERED: dict[str, FusedOp] = {}
 """Every fused op by name."""
 
-_REFERENCE = threading.local()
+_REFERENCE = False
 
 
 @contextlib.contextmanager
@@ -57,19 +56,19 @@ def reference():
     The one switch that overrides the device routing: inside it no custom op and no Triton
     kernel runs, on any device; ``torch.compile`` sees ordinary torch code. Used for
     baselines ("eager", "compile" in perf/), the fused-vs-reference tests and the CLI's
-    ``--reference`` flag. Thread-local; nests.
+    ``--reference`` flag. Process-wide (a plain global, which ``torch.compile`` guards on); nests.
     """
-    previous = getattr(_REFERENCE, "on", False)
-    _REFERENCE.on = True
+    global _REFERENCE
+    previous, _REFERENCE = _REFERENCE, True
     try:
         yield
     finally:
-        _REFERENCE.on = previous
+        _REFERENCE = previous
 
 
 def is_reference() -> bool:
     """True inside :func:`reference`."""
-    return getattr(_REFERENCE, "on", False)
+    return _REFERENCE
 
 
 def tensor_device(args: tuple) -> torch.device | None:
