@@ -17,6 +17,9 @@
 #   6 resources  registers, spills and occupancy of the kernels that ran (Triton's cache)
 #   7 summary    passed / failed / timed out per stage, and the headline ratios (printed last)
 #
+# STAGES="gpu-tests bench-late" runs only the stages named (default: all; env always runs),
+# FAMILIES=box_iou,nms the benchmark families, PYTEST_ARGS="-k nms" narrows the GPU tests:
+# for a second, shorter window that re-checks what a fix changed.
 # Everything goes to $OUT (default ./gpu-window-out) as at most 4 files, re-packed after
 # every stage so that a killed run still returns what finished: summary.txt, window.tar.gz
 # (every log, junit XML, bench JSON/markdown/chart, resource tables), bench.md.
@@ -32,6 +35,8 @@ OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-window.XXXXXX")
 export TRITON_CACHE_DIR=$WORK/triton-cache PYTHONUNBUFFERED=1
 START=$(date +%s)
+STAGES=${STAGES:-info gpu-tests memcheck bench bench-late resources}
+want() { [[ " $STAGES " == *" $1 "* ]]; }
 
 if [ "$DRY_RUN" = 1 ]; then
     export TRITON_INTERPRET=1
@@ -40,13 +45,13 @@ if [ "$DRY_RUN" = 1 ]; then
     FAMILY_BUDGET=4 LATE_FAMILY_BUDGET=5
 else
     DEVICE=cuda SIZE=full XDIST=8 TEST_TIMEOUT=90 N_SETS=3
-    B_ENV=45 B_INFO=45 B_TESTS=140 B_MEMCHECK=80 B_BENCH=130 B_LATE=60 B_RESOURCES=25
+    B_ENV=40 B_INFO=50 B_TESTS=130 B_MEMCHECK=70 B_BENCH=120 B_LATE=90 B_RESOURCES=20
     FAMILY_BUDGET=18 LATE_FAMILY_BUDGET=30
 fi
 # ops families first (their anchors and eager torch), compile baselines and the models last;
 # detection_map is CPU work whatever the device, so it is not run here. The dry run's late
 # stage times the models against eager only (compiling on 2 CPU cores takes minutes).
-FAMILIES=box_iou,nms,dice_ce,deconv,confusion_matrix,upsample
+FAMILIES=${FAMILIES:-box_iou,nms,dice_ce,deconv,confusion_matrix,upsample}
 if [ "$DRY_RUN" = 1 ]; then LATE_OPS=models LATE_BASELINES=eager
 else LATE_OPS=$FAMILIES,models LATE_BASELINES=compile; fi
 
@@ -120,18 +125,21 @@ if ! (cd /tmp && "$PY" -c "import tritonvision.kernels, tritonvision.ops") >/dev
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"   # perf/ is a source-tree package
 
-stage info "$B_INFO" "$PY" -m tritonvision info --device "$DEVICE"
+want info && stage info "$B_INFO" "$PY" -m tritonvision info --device "$DEVICE"
 
 XDIST_ARGS=()
 "$PY" -c "import xdist" 2>/dev/null && XDIST_ARGS=(-n "$XDIST")
-stage gpu-tests "$B_TESTS" "$PY" -m pytest tests -m gpu -q -p no:cacheprovider "${XDIST_ARGS[@]}" \
-    --timeout "$TEST_TIMEOUT" --junitxml "$WORK/gpu-tests.xml" --durations 25 -rfEs
+want gpu-tests && stage gpu-tests "$B_TESTS" "$PY" -m pytest tests -m gpu -q -p no:cacheprovider \
+    "${XDIST_ARGS[@]}" --timeout "$TEST_TIMEOUT" --junitxml "$WORK/gpu-tests.xml" --durations 25 -rfEs \
+    ${PYTEST_ARGS:-}
 
 # the CPU torch-path outputs the smoke run is compared with, computed outside the sanitizer
 SMOKE_REF=$WORK/kernel-smoke-reference.pt
-timeout 120 env -u TRITON_INTERPRET "$PY" perf/kernel_smoke.py --save-reference "$SMOKE_REF" \
+want memcheck && timeout 120 env -u TRITON_INTERPRET "$PY" perf/kernel_smoke.py --save-reference "$SMOKE_REF" \
     > "$WORK/kernel-smoke-reference.log" 2>&1
-if [ "$DRY_RUN" = 1 ]; then
+if ! want memcheck; then
+    :
+elif [ "$DRY_RUN" = 1 ]; then
     stage kernel-smoke "$B_MEMCHECK" "$PY" perf/kernel_smoke.py --device cpu --reference "$SMOKE_REF"
 elif command -v compute-sanitizer >/dev/null; then
     # if the tool refuses the device, the log says so and the stage fails; the window goes on
@@ -142,12 +150,14 @@ else
 fi
 
 BENCH=("$PY" -m perf --device "$DEVICE" --size "$SIZE" --n-sets "$N_SETS" --results-dir "$WORK/results")
-stage bench "$B_BENCH" "${BENCH[@]}" --ops "$FAMILIES" --skip compile --family-budget "$FAMILY_BUDGET" \
+want bench && stage bench "$B_BENCH" "${BENCH[@]}" --ops "$FAMILIES" --skip compile --family-budget "$FAMILY_BUDGET" \
     --save window --note "gpu_window.sh stage 5 (DRY_RUN=$DRY_RUN)"
 ELAPSED=$(( $(date +%s) - START ))
-TOTAL=${TOTAL:-$([ "$DRY_RUN" = 1 ] && echo 600 || echo 530)}
+TOTAL=${TOTAL:-$([ "$DRY_RUN" = 1 ] && echo 600 || echo 510)}
 LATE=$(( TOTAL - ELAPSED - B_RESOURCES - 15 ))
-if [ "$LATE" -gt 20 ]; then
+if ! want bench-late; then
+    :
+elif [ "$LATE" -gt 20 ]; then
     [ "$LATE" -gt "$B_LATE" ] || B_LATE=$LATE
     stage bench-late "$B_LATE" "${BENCH[@]}" --ops "$LATE_OPS" --baselines "$LATE_BASELINES" \
         --family-budget "$LATE_FAMILY_BUDGET" --save window-compile --note "gpu_window.sh stage 5b"
@@ -155,7 +165,9 @@ else
     skip_stage bench-late "no time left (${ELAPSED} s spent of ${TOTAL})"
 fi
 
-if [ "$DRY_RUN" = 1 ]; then
+if ! want resources; then
+    :
+elif [ "$DRY_RUN" = 1 ]; then
     stage resources "$B_RESOURCES" env -u TRITON_INTERPRET "$PY" -m perf.resources --out "$WORK/resources"
 else
     stage resources "$B_RESOURCES" "$PY" -m perf.resources --from-cache "$TRITON_CACHE_DIR" --out "$WORK/resources"
