@@ -214,7 +214,7 @@ def test_coco_json_categories_and_images_follow_the_annotation_file():
                {"image_id": 11, "category_id": 9, "bbox": [0, 0, 190, 190], "score": 0.95},
                {"image_id": 11, "category_id": 9, "bbox": [12, 10, 100, 100], "score": 0.6},
                {"image_id": 11, "category_id": 4, "bbox": [12, 10, 100, 100], "score": 0.6}]
-    ours = MeanAveragePrecision.from_coco_json(dataset, results).compute()
+    ours = MeanAveragePrecision.from_coco_json(dataset, results, class_metrics=True).compute()
     assert_same_as_pycocotools(ours, run_pycocotools(dataset, results))
     assert ours["classes"].tolist() == [2, 4, 9]
     assert ours["class_names"] == ["cat", "none", "dog"]
@@ -386,24 +386,67 @@ def test_merge_equals_one_metric_over_all_images():
         a.merge(MeanAveragePrecision(style="voc"))
 
 
-def test_sync_gathers_every_rank_in_rank_order(monkeypatch):
+def _two_fake_ranks(monkeypatch, other: MeanAveragePrecision) -> None:
+    """torch.distributed 'initialised' with two ranks, this one rank 0 and ``other`` rank 1."""
     import torch.distributed as dist
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda *a: 2)
+
+    def all_gather_object(out, obj, group=None):
+        out[0], out[1] = obj, other._local_state()
+    monkeypatch.setattr(dist, "all_gather_object", all_gather_object)
+
+
+def test_compute_gathers_every_rank_in_rank_order_and_keeps_the_local_state(monkeypatch):
     preds, targets = random_case(int(torch.randint(0, 2 ** 31, ()).item()), 4, 2, 5, 20, False, 0.0, False)
     rank0, rank1 = MeanAveragePrecision(), MeanAveragePrecision()
     rank0.update(preds[:3], targets[:3])
     rank1.update(preds[3:], targets[3:])
-    assert rank0.sync() is rank0 and rank0.num_images == 3  # not initialised: a no-op
-    monkeypatch.setattr(dist, "is_initialized", lambda: True)
-    monkeypatch.setattr(dist, "get_world_size", lambda *a: 2)
-
-    def all_gather_object(out, obj):
-        out[0], out[1] = obj, rank1._state()
-    monkeypatch.setattr(dist, "all_gather_object", all_gather_object)
-    rank0.sync()
+    local = rank0.compute()                                   # not distributed: this rank's images
+    assert rank0.sync() is rank0 and rank0.num_images == 3   # not initialised: a no-op
     whole = MeanAveragePrecision()
     whole.update(preds, targets)
-    assert rank0.num_images == 4
-    np.testing.assert_array_equal(rank0.compute()["precision"], whole.compute()["precision"])
+    expected = whole.compute()
+    _two_fake_ranks(monkeypatch, rank1)
+    np.testing.assert_array_equal(rank0.compute()["precision"], expected["precision"])
+    assert rank0.num_images == 3, "compute() must not change the local state"
+    opted_out = MeanAveragePrecision(sync_on_compute=False)  # torchmetrics' opt-out
+    opted_out.update(preds[:3], targets[:3])
+    np.testing.assert_array_equal(opted_out.compute()["precision"], local["precision"])
+    assert rank0.sync() is rank0 and rank0.num_images == 4   # sync() keeps the global state
+    np.testing.assert_array_equal(rank0._local_state()["det_xywh"], whole._local_state()["det_xywh"])
+
+
+@pytest.mark.parametrize("box_format", ["xywh", "cxcywh"])
+def test_box_formats_give_the_same_result_as_xyxy(box_format):
+    preds, targets = random_case(int(torch.randint(0, 2 ** 31, ()).item()), 3, 2, 5, 20, False, 0.0, False)
+
+    def convert(boxes):
+        x1, y1, x2, y2 = boxes.unbind(-1)
+        if box_format == "xywh":
+            return torch.stack([x1, y1, x2 - x1, y2 - y1], -1)
+        return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], -1)
+    xyxy, other = MeanAveragePrecision(class_metrics=True), MeanAveragePrecision(box_format=box_format,
+                                                                                 class_metrics=True)
+    xyxy.update(preds, targets)
+    other.update([{**p, "boxes": convert(p["boxes"])} for p in preds],
+                 [{**t, "boxes": convert(t["boxes"])} for t in targets])
+    a, b = xyxy.compute(), other.compute()
+    np.testing.assert_allclose(a["stats"], b["stats"], atol=1e-12)
+    np.testing.assert_allclose(a["map_per_class"], b["map_per_class"], atol=1e-12)
+
+
+def test_torchmetrics_keywords_and_module_behaviour():
+    metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=False)
+    assert isinstance(metric, torch.nn.Module) and metric.to("cpu") is metric
+    preds, targets = lecture_example()
+    metric(preds, targets)                                  # forward = update
+    result = metric.compute()
+    assert result["map_per_class"].tolist() == [-1.0] and result["mar_100_per_class"].tolist() == [-1.0]
+    for bad in (dict(box_format="yxyx"), dict(iou_type="keypoints")):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            MeanAveragePrecision(**bad)
 
 
 def test_reset_and_empty_metric():

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tritonvision.metrics.segmentation import SegmentationMetrics
+from tritonvision.metrics.segmentation import SegmentationMetrics, metrics_from_confusion_matrix
 from tritonvision.ops.confusion_matrix import confusion_matrix, confusion_matrix_from_logits
 
 
@@ -274,6 +274,30 @@ def test_segmentation_metrics_merge_of_halves_equals_one_pass_and_logits_equal_l
         first.merge(SegmentationMetrics(k + 1))
 
 
+def test_ignored_class_kept_by_default_dropped_as_torchmetrics_on_request():
+    """ignore_index=0 inside [0, K): by default class 0 stays (its predictions elsewhere are
+    its false positives: IoU 0, in the mean); drop_ignored_class=True leaves it out entirely."""
+    preds = torch.tensor([[0, 1, 2, 2, 1, 0]])
+    target = torch.tensor([[0, 1, 2, 1, 1, 2]])
+    kept, dropped = SegmentationMetrics(3, ignore_index=0), SegmentationMetrics(3, ignore_index=0,
+                                                                                  drop_ignored_class=True)
+    kept.update(preds, target)
+    dropped.update(preds, target)
+    # counted pixels (target != 0): (t1,p1), (t2,p2), (t1,p2), (t1,p1), (t2,p0)
+    # class 1: TP 2, FN 1 -> IoU 2/3; class 2: TP 1, FP 1, FN 1 -> IoU 1/3; class 0: FP 1 -> IoU 0
+    k, d = kept.compute(), dropped.compute()
+    assert k["iou"].tolist() == pytest.approx([0.0, 2 / 3, 1 / 3])
+    assert k["miou"].item() == pytest.approx(1 / 3)
+    assert torch.isnan(d["iou"][0]) and d["iou"][1:].tolist() == pytest.approx([2 / 3, 1 / 3])
+    assert d["miou"].item() == pytest.approx(1 / 2)
+
+
+def test_metric_is_a_module_and_its_counts_move_with_to():
+    metric = SegmentationMetrics(3)
+    assert isinstance(metric, torch.nn.Module) and "confmat" in dict(metric.named_buffers())
+    assert metric.to(torch.float64).confmat.dtype == torch.int64  # counts stay integers
+
+
 def test_segmentation_metrics_empty_is_nan_and_reset_clears():
     metric = SegmentationMetrics(3, ignore_index=255)
     out = metric.compute()
@@ -301,15 +325,18 @@ rank, store, data = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
 dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=2)
 metric = SegmentationMetrics(4, ignore_index=255)
 metric.update(torch.tensor(data["preds"][rank]), torch.tensor(data["target"][rank]))
-metric.sync()
-print(json.dumps(metric.confmat.tolist()), flush=True)
+local = metric.confmat.clone()
+miou = metric.compute()["miou"].item()          # sums over the ranks by itself ...
+assert torch.equal(metric.confmat, local)       # ... leaving this rank's counts as they were
+metric.sync()                                   # sync(): this rank now holds the sum
+print(json.dumps([metric.confmat.tolist(), miou]), flush=True)
 dist.barrier()                  # neither rank leaves while the other still talks to it
 dist.destroy_process_group()
 os._exit(0)                     # skip interpreter teardown (gloo threads can abort it)
 """
 
 
-def test_segmentation_metrics_sync_sums_two_ranks():
+def test_segmentation_metrics_compute_and_sync_sum_two_ranks():
     import json
     import subprocess
     import sys
@@ -327,9 +354,11 @@ def test_segmentation_metrics_sync_sums_two_ranks():
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
                    for rank in range(2)]
         results = [w.communicate(timeout=120) for w in workers]
+    expected_miou = metrics_from_confusion_matrix(torch.tensor(expected))["miou"].item()
     for worker, (out, err) in zip(workers, results):
         assert worker.returncode == 0, err
-        assert json.loads(out.strip().splitlines()[-1]) == expected
+        confmat, miou = json.loads(out.strip().splitlines()[-1])
+        assert confmat == expected and miou == pytest.approx(expected_miou, abs=1e-12)
 
 
 @pytest.mark.gpu

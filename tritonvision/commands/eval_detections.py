@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             gt, results = read_coco(args.gt, args.results)
             bar.update(2)
             kwargs = {"iou_thresholds": [args.iou]} if args.iou is not None and args.style != "coco" else {}
-            metric = MeanAveragePrecision._from_coco(gt, results, style=args.style, **kwargs)
+            metric = MeanAveragePrecision._from_coco(gt, results, style=args.style, class_metrics=True, **kwargs)
             bar.update()
             bar.set_postfix_str("matching")
             result = metric.compute()

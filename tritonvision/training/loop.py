@@ -235,9 +235,7 @@ def evaluate(model: nn.Module, loader: DataLoader, task: str, num_classes: int,
                 preds.append({"boxes": boxes[i, :count].cpu(), "scores": scores[i, :count].cpu(),
                               "labels": labels[i, :count].cpu()})
             metric.update(preds, [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets])
-    if info is not None and info.distributed:
-        metric.sync()
-    result = metric.compute()
+    result = metric.compute()  # sums / gathers over the ranks under torch.distributed
     model.train(was_training)
     return {k: (float(v) if isinstance(v, (Tensor, float, int)) and
                 (not isinstance(v, Tensor) or v.numel() == 1) else v)
