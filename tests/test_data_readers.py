@@ -321,5 +321,5 @@ def test_open_dataset_rejects_unknown_inputs(tmp_path):
     with pytest.raises(ValueError, match="task must be"):
         open_dataset("shapes", "classify")
     (tmp_path / "x.txt").write_text("hi")
-    with pytest.raises(ValueError, match="not a COCO .json"):
+    with pytest.raises(ValueError, match="neither a COCO .json nor an Ultralytics data.yaml"):
         open_dataset(str(tmp_path / "x.txt"), "det")
