@@ -36,8 +36,9 @@ def add_device_options(parser: argparse.ArgumentParser) -> None:
                             "of the fused kernels (to compare results or rule the kernels out)")
 
 
-def add_output_options(parser: argparse.ArgumentParser, what: str, default_name: str) -> None:
-    """``--project``, ``--name``, ``--exist-ok``: where the command writes its files."""
+def add_output_options(parser: argparse.ArgumentParser, what: str, default_name: str):
+    """``--project``, ``--name``, ``--exist-ok``: where the command writes its files; returns
+    the argument group (for the command's own output options)."""
     group = parser.add_argument_group("output")
     group.add_argument("--project", default=None, metavar="DIR",
                        help="parent folder of the run folders (default: runs/segment or "
@@ -47,3 +48,4 @@ def add_output_options(parser: argparse.ArgumentParser, what: str, default_name:
                             f"{default_name}2, {default_name}3, ... when taken)")
     group.add_argument("--exist-ok", action="store_true", default=None,
                        help="write into --name even if it exists instead of numbering a new folder")
+    return group

@@ -20,20 +20,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="a checkpoint written by tritonvision train "
                                            "(weights/best.pt or weights/last.pt)")
     group = parser.add_argument_group("data")
-    group.add_argument("--data", default=None,
+    group.add_argument("--data", metavar="DATA", default=None,
                        help="'shapes', a data.yaml, a COCO json or a dataset folder "
                             "(default: the one it was trained on)")
     group.add_argument("--split", default="val", help="dataset split (default %(default)s)")
-    group.add_argument("--num-images", type=positive_int, default=None,
+    group.add_argument("--num-images", metavar="N", type=positive_int, default=None,
                        help="shapes: images in the split (default: the run's --num-val)")
-    group.add_argument("--batch-size", type=positive_int, default=32,
+    group.add_argument("--batch-size", metavar="N", type=positive_int, default=32,
                        help="default %(default)s")
     group = parser.add_argument_group("speed")
     group.add_argument("--amp", action="store_true", help="bf16 autocast")
     group.add_argument("--compile", action="store_true", help="torch.compile the model")
     add_device_options(parser)
-    add_output_options(parser, "evaluation", "val")
-    parser.add_argument("--json", default=None, metavar="PATH",
+    output = add_output_options(parser, "evaluation", "val")
+    output.add_argument("--json", default=None, metavar="PATH",
                         help="also write the results (metrics, per class) to this JSON file")
 
 
@@ -47,6 +47,11 @@ def load_trained_model(path: str, device):
     count = int(checkpoint["num_classes"]) - (1 if config.task == "seg" else 0)
     names = list(checkpoint.get("class_names") or [f"class{i}" for i in range(count)])
     return model_from_checkpoint(checkpoint).to(device).eval(), config, names
+
+
+def _num_outputs(task: str, names: list[str]) -> int:
+    """The model's class count: object classes, plus background for segmentation."""
+    return len(names) + 1 if task == "seg" else len(names)
 
 
 def _dataset_config(config, args: argparse.Namespace):
@@ -98,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
     # detection calls model.postprocess on the module itself, so only seg models are wrapped
     runner = torch.compile(model) if args.compile and config.task == "seg" else model
     with ops_mode(bool(args.reference)):
-        result = evaluate(runner, loader, config.task, len(names) + (config.task == "seg"),
-                          device, args.amp)
+        result = evaluate(runner, loader, config.task, _num_outputs(config.task, names), device,
+                          args.amp)
     print(f"{config.model} on {config.data} [{args.split}, {len(dataset)} images]")
     print(f"{'metric':<24} {'value':>10}")
     print("-" * 35)

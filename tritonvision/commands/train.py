@@ -35,7 +35,7 @@ def _default(name: str) -> str:
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
-    group.add_argument("--data", default=None,
+    group.add_argument("--data", metavar="DATA", default=None,
                        help="'shapes' (synthetic, built in), an Ultralytics data.yaml, a COCO "
                             "json or a dataset folder (VOC, COCO, YOLO, images/ + masks/) "
                             f"{_default('data')}")
@@ -44,7 +44,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--val-split", type=unit_interval, default=None, metavar="FRACTION",
                        help="hold out this fraction of the images for validation, for data "
                             "without a validation split of its own (one annotation file)")
-    group.add_argument("--image-size", type=positive_int, default=None,
+    group.add_argument("--image-size", metavar="PX", type=positive_int, default=None,
                        help=f"square input side in pixels; images are letterboxed to it {_default('image_size')}")
     group.add_argument("--fliplr", type=unit_interval, default=None, metavar="P",
                        help="probability of a left-right flip (default 0.5 on image folders, "
@@ -52,15 +52,15 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--scale", type=unit_interval, default=None, metavar="S",
                        help="random zoom by a factor in [1-S, 1+S], then a random crop back to "
                             "--image-size (default 0.25 on image folders, 0 on shapes)")
-    group.add_argument("--num-classes", type=positive_int, default=None,
+    group.add_argument("--num-classes", metavar="N", type=positive_int, default=None,
                        help="override the dataset's class count (segmentation: with background)")
-    group.add_argument("--num-train", type=positive_int, default=None,
+    group.add_argument("--num-train", metavar="N", type=positive_int, default=None,
                        help=f"shapes: training images {_default('num_train')}")
-    group.add_argument("--num-val", type=positive_int, default=None,
+    group.add_argument("--num-val", metavar="N", type=positive_int, default=None,
                        help=f"shapes: validation images {_default('num_val')}")
-    group.add_argument("--min-object-size", type=positive_int, default=None,
+    group.add_argument("--min-object-size", metavar="PX", type=positive_int, default=None,
                        help=f"shapes: smallest object in pixels {_default('min_object_size')}")
-    group.add_argument("--workers", type=int, default=None,
+    group.add_argument("--workers", metavar="N", type=int, default=None,
                        help=f"data loader worker processes {_default('workers')}")
 
 
@@ -68,11 +68,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", choices=("unet", "fcn8s", "fcn", "yolo"), default=None,
                        help="default: unet for segmentation, yolo for detection")
-    group.add_argument("--width", type=positive_int, default=None,
+    group.add_argument("--width", metavar="N", type=positive_int, default=None,
                        help=f"channels of the first stage {_default('width')}")
-    group.add_argument("--depth", type=positive_int, default=None,
+    group.add_argument("--depth", metavar="N", type=positive_int, default=None,
                        help=f"segmentation: down-sampling stages {_default('depth')}")
-    group.add_argument("--stride", type=positive_int, default=None,
+    group.add_argument("--stride", metavar="N", type=positive_int, default=None,
                        help=f"YOLO: total stride; grid = image size / stride {_default('stride')}")
     group.add_argument("--loss", choices=("dicece", "ce"), default=None,
                        help="segmentation: Dice + cross-entropy or cross-entropy (default dicece)")
@@ -80,13 +80,17 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=positive_int, default=None, help=_default("epochs"))
-    group.add_argument("--batch-size", type=positive_int, default=None,
+    group.add_argument("--epochs", metavar="N", type=positive_int, default=None,
+                       help=f"passes over the training set {_default('epochs')}")
+    group.add_argument("--batch-size", metavar="N", type=positive_int, default=None,
                        help=f"global batch size, split across ranks {_default('batch_size')}")
     group.add_argument("--lr", type=float, default=None,
                        help=f"peak learning rate of the one-cycle schedule {_default('lr')}")
-    group.add_argument("--weight-decay", type=float, default=None, help=_default("weight_decay"))
-    group.add_argument("--seed", type=int, default=None, help=_default("seed"))
+    group.add_argument("--weight-decay", metavar="WD", type=float, default=None,
+                       help=f"AdamW weight decay {_default('weight_decay')}")
+    group.add_argument("--seed", metavar="N", type=int, default=None,
+                       help=f"seed of every random choice (data order, augmentation, initial "
+                            f"weights) {_default('seed')}")
     group.add_argument("--amp", action="store_true", default=None, help="bf16 autocast")
     group.add_argument("--compile", dest="compile", action="store_true", default=None,
                        help="torch.compile the model (default: on CUDA only)")

@@ -223,8 +223,8 @@ class _Run:
     """A training run in progress: its settings, data, model, optimiser and history."""
     config: TrainConfig
     info: DistInfo
-    folder: Path
     log: Callable
+    folder: Path = None
     train_set: Dataset = None
     val_set: Dataset = None
     sampler: DistributedSampler = None
@@ -273,8 +273,9 @@ def _train(config: TrainConfig, info: DistInfo, log) -> dict:
     seed_everything(config.seed)
     check_model_name(config.task, config.model)
     checkpoint, resume_path = _resume_checkpoint(config, log)
-    run = _Run(config, info, _run_folder(config, info, resume_path), log)
-    _open_data(run)
+    run = _Run(config, info, log)
+    _open_data(run)  # before the folder is made: a run that cannot start leaves none
+    run.folder = _run_folder(config, info, resume_path)
     _build_training(run, checkpoint)
     if checkpoint is not None:
         log(f"resumed from {resume_path} at epoch {run.start_epoch + 1}")
