@@ -137,3 +137,28 @@ def test_augmentation_defaults_for_image_folders_and_shapes():
     assert augmentation(TrainConfig()) == []                      # shapes: none unless asked
     assert [type(s) for s in augmentation(TrainConfig(fliplr=0.3))] == [RandomHorizontalFlip]
     assert augmentation(TrainConfig(data="my_dataset", fliplr=0, scale=0)) == []
+
+
+def test_training_splits_of_an_image_folder_are_letterboxed_and_held_out(tmp_path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from tritonvision.training import TrainConfig
+    from tritonvision.training.datasets import check_validation_source, open_split
+
+    for i in range(5):                                   # images/ + masks/, no split folders
+        (tmp_path / "images").mkdir(exist_ok=True)
+        (tmp_path / "masks").mkdir(exist_ok=True)
+        Image.fromarray(np.full((10, 20, 3), 200, np.uint8)).save(tmp_path / "images" / f"{i}.png")
+        Image.fromarray(np.ones((10, 20), np.uint8)).save(tmp_path / "masks" / f"{i}.png")
+    config = TrainConfig(data=str(tmp_path), image_size=8, fliplr=0.0, scale=0.0)
+    with pytest.raises(ValueError, match="--val-split 0.2"):
+        check_validation_source(config)
+    config = TrainConfig(data=str(tmp_path), image_size=8, fliplr=0.0, scale=0.0, val_split=0.4)
+    check_validation_source(config)
+    train, val = open_split(config, "train", augment=True), open_split(config, "val")
+    assert (len(train), len(val)) == (3, 2)
+    image, target = val[0]
+    assert image.shape == (3, 8, 8)                      # 10 x 20 fitted to 4 x 8, padded
+    assert torch.all(target["mask"][:2] == 255) and torch.all(target["mask"][2:6] == 1)
