@@ -162,3 +162,23 @@ def test_training_splits_of_an_image_folder_are_letterboxed_and_held_out(tmp_pat
     image, target = val[0]
     assert image.shape == (3, 8, 8)                      # 10 x 20 fitted to 4 x 8, padded
     assert torch.all(target["mask"][:2] == 255) and torch.all(target["mask"][2:6] == 1)
+
+
+def test_predictions_map_back_from_the_letterbox_to_the_original_pixels():
+    import torch
+
+    from tritonvision.commands.predict import boxes_to_image, letterboxed, logits_to_image
+    from tritonvision.data import Letterbox
+
+    image = torch.rand(3, 30, 12)                       # tall: fitted to 16 x 6 (+5 / 5 padding)
+    boxes = torch.tensor([[0.0, 0.0, 12.0, 30.0], [2.0, 9.0, 7.0, 21.0]])
+    batch, geometry = letterboxed(image, 16)
+    _, target = Letterbox(16)(image, {"boxes": boxes})
+    assert batch.shape == (1, 3, 16, 16)
+    torch.testing.assert_close(boxes_to_image(target["boxes"], geometry, 30, 12), boxes)
+    logits = torch.zeros(1, 2, 16, 16)
+    logits[:, 1, :, :8] = 1.0                           # class 1 on the left half of the input
+    back = logits_to_image(logits, geometry, 30, 12)
+    assert back.shape == (1, 2, 30, 12)
+    classes = back.argmax(1)[0]
+    assert torch.all(classes[:, :2] == 1) and torch.all(classes[:, -2:] == 0)

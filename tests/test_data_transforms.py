@@ -241,7 +241,7 @@ def test_letterbox_keeps_the_aspect_ratio_and_pads_centred():
     boxes = torch.tensor([[0.0, 0.0, 40.0, 20.0], [10.0, 5.0, 20.0, 15.0]])
     out, target = Letterbox(16)(image, {"mask": mask, "boxes": boxes, "labels": torch.tensor([0, 1])})
     assert out.shape == (3, 16, 16) and target["mask"].shape == (16, 16)
-    assert letterbox_geometry(20, 40, (16, 16)) == (0.4, 8, 16, 4, 0)
+    assert letterbox_geometry(20, 40, (16, 16)) == (8, 16, 4, 0)
     assert torch.all(out[:, :4] == LETTERBOX_FILL) and torch.all(out[:, 12:] == LETTERBOX_FILL)
     assert torch.all(target["mask"][:4] == 255) and torch.all(target["mask"][4:12] == 1)
     torch.testing.assert_close(target["boxes"], torch.tensor([[0.0, 4.0, 16.0, 12.0],

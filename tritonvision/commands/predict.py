@@ -104,8 +104,9 @@ def letterboxed(image: Tensor, size: int) -> tuple[Tensor, tuple]:
 
 def boxes_to_image(boxes: Tensor, geometry: tuple, height: int, width: int) -> Tensor:
     """Boxes [K, 4] xyxy of the letterboxed input -> pixels of the original image (clipped)."""
-    scale, _, _, top, left = geometry
+    new_h, new_w, top, left = geometry
     shift = torch.tensor([left, top, left, top], dtype=boxes.dtype, device=boxes.device)
+    scale = torch.tensor([new_w / width, new_h / height] * 2, dtype=boxes.dtype, device=boxes.device)
     boxes = (boxes - shift) / scale
     limit = torch.tensor([width, height, width, height], dtype=boxes.dtype, device=boxes.device)
     return boxes.clamp(min=torch.zeros_like(limit), max=limit)
@@ -116,7 +117,7 @@ def logits_to_image(logits: Tensor, geometry: tuple, height: int, width: int) ->
     (the padding cut off, the rest resized bilinearly)."""
     import torch.nn.functional as F
 
-    _, new_h, new_w, top, left = geometry
+    new_h, new_w, top, left = geometry
     logits = logits[..., top:top + new_h, left:left + new_w]
     return F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
 

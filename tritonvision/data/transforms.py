@@ -149,16 +149,16 @@ class Resize:
 LETTERBOX_FILL = 114 / 255  # Ultralytics' grey
 
 
-def letterbox_geometry(height: int, width: int, size: "tuple[int, int]") -> "tuple[float, int, int, int, int]":
+def letterbox_geometry(height: int, width: int, size: "tuple[int, int]") -> "tuple[int, int, int, int]":
     """How :class:`Letterbox` fits a ``height x width`` image into ``size = (H, W)``:
-    ``(scale, new_height, new_width, top, left)``: the image is resized by ``scale`` (the
-    largest that fits, aspect ratio kept) to ``new_height x new_width`` and placed at
-    ``(top, left)``, the rest padded. A point ``p`` of the original maps to
-    ``p * scale + (left, top)``."""
+    ``(new_height, new_width, top, left)``: the image is resized, aspect ratio kept, to the
+    largest ``new_height x new_width`` that fits and placed at ``(top, left)``, the rest
+    padded. A point ``(x, y)`` of the original maps to
+    ``(x * new_width / width + left, y * new_height / height + top)``."""
     out_h, out_w = size
     scale = min(out_h / height, out_w / width)
     new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
-    return scale, new_h, new_w, (out_h - new_h) // 2, (out_w - new_w) // 2
+    return new_h, new_w, (out_h - new_h) // 2, (out_w - new_w) // 2
 
 
 class Letterbox:
@@ -171,7 +171,7 @@ class Letterbox:
         self.fill, self.mask_fill = float(fill), int(mask_fill)
 
     def __call__(self, image: Tensor, target: dict) -> "tuple[Tensor, dict]":
-        _, new_h, new_w, top, left = letterbox_geometry(*image.shape[-2:], self.size)
+        new_h, new_w, top, left = letterbox_geometry(*image.shape[-2:], self.size)
         image, target = resize_sample(image, target, (new_h, new_w))
         bottom, right = self.size[0] - new_h - top, self.size[1] - new_w - left
         if not (top or bottom or left or right):
