@@ -301,6 +301,7 @@ def test_metric_is_a_module_and_its_counts_move_with_to():
 def test_segmentation_metrics_empty_is_nan_and_reset_clears():
     metric = SegmentationMetrics(3, ignore_index=255)
     out = metric.compute()
+    assert int(out.pop("confusion_matrix").sum()) == 0
     assert all(bool(torch.isnan(v).all()) for v in out.values())
     metric.update(torch.zeros(1, 2, 2, dtype=torch.long), torch.zeros(1, 2, 2, dtype=torch.long))
     assert metric.compute()["pixel_accuracy"] == 1.0

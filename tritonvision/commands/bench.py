@@ -1,15 +1,18 @@
-"""Benchmark the fused ops against eager torch, torch.compile and the anchor libraries.
-
-Runs ``python -m perf`` of the source checkout this package was installed from
-(``perf/`` is not installed with the package) with every argument passed on:
-``tritonvision bench --help`` shows the runner's options.
-"""
+"""``tritonvision bench``: ``python -m perf`` of the source checkout this package was
+installed from (``perf/`` is not installed with the package), every argument passed on;
+``tritonvision bench --help`` shows the runner's options."""
 from __future__ import annotations
 
 import argparse
 import subprocess
 import sys
 from pathlib import Path
+
+SUMMARY = "Benchmark the fused ops against eager torch, torch.compile and the anchor libraries."
+EXAMPLES = """\
+  tritonvision bench --help                 the benchmark runner's own options
+  tritonvision bench --device cuda --save my-gpu
+"""
 
 
 def _perf_root() -> Path | None:

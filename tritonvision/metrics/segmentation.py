@@ -83,7 +83,8 @@ class SegmentationMetrics(Metric):
 
     ``compute()`` returns a dict of float64 tensors: ``pixel_accuracy``, ``mean_accuracy``,
     ``iou`` ([K], per class), ``miou``, ``fwiou``, ``dice`` ([K], per class), ``mean_dice``,
-    plus ``accuracy`` ([K], per-class recall). Definitions (TP/FP/FN per class from the
+    plus ``accuracy`` ([K], per-class recall) and ``confusion_matrix`` (the int64 [K, K]
+    counts they come from, summed over the ranks). Definitions (TP/FP/FN per class from the
     matrix, n_c = ground-truth pixels of class c): IoU_c = TP/(TP+FP+FN); mIoU = mean of
     IoU_c; pixel accuracy = correct / total; FWIoU = sum_c n_c/total * IoU_c;
     Dice_c = 2TP/(2TP+FP+FN). **A class absent from both the predictions and the targets
@@ -165,6 +166,7 @@ class SegmentationMetrics(Metric):
         """The metrics of everything counted so far (see the class docstring)."""
         confmat = self._state_for_compute()
         result = metrics_from_confusion_matrix(confmat)
+        result["confusion_matrix"] = confmat.clone()
         dropped = self.ignore_index if self.drop_ignored_class and self.ignore_index is not None \
             and 0 <= self.ignore_index < self.num_classes else None
         if dropped is not None:
