@@ -170,6 +170,19 @@ def test_iou_threshold_bitmask_is_strict_and_batched():
         assert torch.equal(T.unpack_bitmask(masks[g], 35), reference_bitmask(batch_a[g], batch_b[g], 0.2, False))
 
 
+@pytest.mark.kernel
+def test_iou_threshold_bitmask_compares_float64_ious_with_the_unrounded_threshold():
+    # IoU 7/10 = 0.7 exactly in float64; float32(0.7) < 0.7, so a float32 threshold would set the bit
+    a = torch.tensor([[0.0, 0, 10, 1], [0, 0, 7, 1]], dtype=torch.float64)
+    assert T.unpack_bitmask(T.box_iou_threshold(a, a, 0.7), 2).tolist() == [[True, False], [False, True]]
+    # and random integer boxes (many exact ratios) against the float64 reference at such thresholds
+    xy = torch.randint(0, 20, (150, 2)).double()
+    boxes = torch.cat([xy, xy + torch.randint(1, 12, (150, 2))], 1)
+    for t in (0.1, 0.2, 0.3, 1 / 3, 0.6, 0.7, 0.9):
+        mask = T.box_iou_threshold(boxes, boxes, t, upper=True)
+        assert torch.equal(T.unpack_bitmask(mask, 150), reference_bitmask(boxes, boxes, t, True)), t
+
+
 @pytest.mark.parametrize("variant", ["iou", "giou", "diou", "ciou"])
 def test_gradients_pass_gradcheck_in_float64(variant):
     a = random_boxes(4, torch.float64)

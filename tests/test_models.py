@@ -239,15 +239,17 @@ def test_yolo_loss_with_no_objects_is_only_the_noobj_term():
 
 
 @pytest.mark.kernel
-def test_yolo_postprocess_pads_and_agrees_with_torchvision_nms():
+@pytest.mark.parametrize("pre_nms_top_k", [4096, 10])
+def test_yolo_postprocess_pads_and_agrees_with_torchvision_nms(pre_nms_top_k):
     pytest.importorskip("torchvision")
     model = YOLO(3, grid_size=3, width=4, stride=8).eval()
     plain = YOLO(3, grid_size=3, width=4, stride=8, fused=False).eval()
     plain.load_state_dict(model.state_dict())
+    options = dict(score_threshold=0.05, iou_threshold=0.4, max_detections=7, pre_nms_top_k=pre_nms_top_k)
     with torch.no_grad():
         outputs = model(torch.rand(3, 3, 24, 24)) * 3
-        fused = model.postprocess(outputs, score_threshold=0.05, iou_threshold=0.4, max_detections=7)
-        reference = plain.postprocess(outputs, score_threshold=0.05, iou_threshold=0.4, max_detections=7)
+        fused = model.postprocess(outputs, **options)
+        reference = plain.postprocess(outputs, **options)
     boxes, scores, labels, counts = fused
     assert boxes.shape == (3, 7, 4) and scores.shape == (3, 7) and labels.shape == (3, 7)
     torch.testing.assert_close(counts, reference[3])
