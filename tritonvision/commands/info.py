@@ -15,8 +15,13 @@ def run(args: argparse.Namespace) -> int:
     import triton
 
     from tritonvision.ops._op import KERNEL_TEST_MODE, REGISTERED, backend
+    from tritonvision.training.distributed import resolve_device
 
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        print(f"tritonvision info: error: {error}")
+        return 2
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"torch {torch.__version__}, triton {triton.__version__}, device {device} ({name})"
           f"{', kernel-test mode (TRITON_INTERPRET=1)' if KERNEL_TEST_MODE else ''}")

@@ -67,6 +67,10 @@ class SegmentationMetrics:
         num_classes: K.
         ignore_index: target value whose pixels are not counted (e.g. 255 for VOC's
             borders); None counts every pixel and then every target label must be in [0, K).
+        device: where the accumulated matrix lives; pass the device the predictions are on
+            (the default, CPU, moves to their device at the first ``update``: one host-to-device
+            copy, a sync). On CUDA ``update`` never syncs and can be captured in a CUDA graph
+            (out-of-range labels fail a device-side assertion instead of a ValueError).
 
     ``compute()`` returns a dict of float64 tensors: ``pixel_accuracy``, ``mean_accuracy``,
     ``iou`` ([K], per class), ``miou``, ``fwiou``, ``dice`` ([K], per class), ``mean_dice``,
@@ -87,12 +91,13 @@ class SegmentationMetrics:
         print(metric.compute()["miou"])
     """
 
-    def __init__(self, num_classes: int, ignore_index: Optional[int] = None):
+    def __init__(self, num_classes: int, ignore_index: Optional[int] = None,
+                 device: torch.device | str | None = None):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"SegmentationMetrics: num_classes must be a positive int, got {num_classes!r}")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self.confmat = torch.zeros((num_classes, num_classes), dtype=torch.int64)
+        self.confmat = torch.zeros((num_classes, num_classes), dtype=torch.int64, device=device)
 
     def reset(self) -> None:
         """Forget everything counted so far."""
@@ -114,7 +119,7 @@ class SegmentationMetrics:
             counts = confusion_matrix_from_logits(preds, target, self.ignore_index)
         else:
             counts = confusion_matrix(preds, target, self.num_classes, self.ignore_index)
-        if self.confmat.device != counts.device:
+        if self.confmat.device != counts.device:  # constructed without device=: moves once
             self.confmat = self.confmat.to(counts.device)
         self.confmat += counts
 

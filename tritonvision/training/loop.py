@@ -30,6 +30,8 @@ from .distributed import DistInfo, all_reduce_mean, cleanup_distributed, setup_d
 SEG_MODELS = ("unet", "fcn8s", "fcn")
 DET_MODELS = ("yolo",)
 IGNORE_INDEX = 255
+PROGRESS_EVERY = 20
+"""Steps between progress-bar loss updates (each reads the loss back from the device: a sync)."""
 
 
 @dataclass
@@ -194,9 +196,9 @@ def _to_device(task: str, batch, device: torch.device, channels_last: bool):
         images = images.contiguous(memory_format=torch.channels_last)
     if task == "seg":
         targets = targets.to(device, non_blocking=True)
-    else:
+    else:  # padded on the host, then one asynchronous copy each (no per-image copies)
         from tritonvision.models import pad_targets
-        targets = pad_targets(targets, device)
+        targets = tuple(t.to(device, non_blocking=True) for t in pad_targets(targets))
     return images, targets
 
 
@@ -216,7 +218,7 @@ def evaluate(model: nn.Module, loader: DataLoader, task: str, num_classes: int,
     core = getattr(core, "_orig_mod", core)
     was_training = model.training
     model.eval()
-    metric = (SegmentationMetrics(num_classes, ignore_index=IGNORE_INDEX) if task == "seg"
+    metric = (SegmentationMetrics(num_classes, ignore_index=IGNORE_INDEX, device=device) if task == "seg"
               else MeanAveragePrecision(style="coco"))
     for images, targets in loader:
         images = images.to(device)
@@ -354,7 +356,8 @@ def _train(config: TrainConfig, info: DistInfo, log) -> dict:
         started = time.perf_counter()
         sampler.set_epoch(epoch)
         model.train()
-        total, batches = 0.0, 0
+        total = torch.zeros((), dtype=torch.float64, device=device)   # summed on the device: no
+        batches = 0                                                   # host read in a step
         bar = _progress(train_loader, epoch, config, info)
         for batch in bar:
             images, targets = _to_device(config.task, batch, device, channels_last)
@@ -364,11 +367,11 @@ def _train(config: TrainConfig, info: DistInfo, log) -> dict:
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total += float(loss.detach())
+            total += loss.detach()
             batches += 1
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{total / batches:.4f}")
-        train_loss = all_reduce_mean(total / max(batches, 1), info)
+            if hasattr(bar, "set_postfix") and batches % PROGRESS_EVERY == 0:
+                bar.set_postfix(loss=f"{float(total) / batches:.4f}")   # reads the loss back: a sync
+        train_loss = all_reduce_mean(float(total) / max(batches, 1), info)
         if info.distributed:  # BatchNorm statistics: every rank takes rank 0's (as DDP does)
             for buffer in core.buffers():
                 torch.distributed.broadcast(buffer.data, src=0)
