@@ -298,3 +298,28 @@ def test_gpu_matrix_beyond_two_to_the_31_elements():
     rows = torch.tensor([0, n // 2, n - 1])
     expected = tv.box_iou(a[rows].cpu(), a.cpu())
     torch.testing.assert_close(out[rows].cpu(), expected, rtol=1e-6, atol=1e-6)
+
+
+def _overlap_and_grads(a, b, variant, aligned, weights):
+    """box_overlap and the gradients of sum(weights * (1 - overlap)) (the box-loss form)."""
+    a, b = a.detach().requires_grad_(), b.detach().requires_grad_()
+    overlap = T.box_overlap(a, b, variant, aligned=aligned)
+    loss = ((1 - overlap.double()) * weights.to(a.device)).sum()
+    return (overlap, *torch.autograd.grad(loss, (a, b)))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+@pytest.mark.parametrize("aligned", [True, False], ids=["aligned", "pairwise"])
+def test_gpu_box_losses_and_gradients_match_float64_cpu(variant, dtype, aligned):
+    n, m = (3000, 3000) if aligned else (300, 170)
+    a, b = random_boxes(n, dtype), random_boxes(m, dtype)
+    weights = torch.rand(n) if aligned else torch.rand(n, m)
+    got = _overlap_and_grads(a.cuda(), b.cuda(), variant, aligned, weights)
+    want = _overlap_and_grads(a.double(), b.double(), variant, aligned, weights)   # same rounded boxes
+    assert got[0].dtype == dtype and got[1].dtype == dtype
+    tol = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 2e-3}[dtype]
+    for name, mine, theirs in zip(("overlap", "grad_boxes1", "grad_boxes2"), got, want):
+        scale = max(1.0, theirs.abs().max().item())
+        torch.testing.assert_close(mine.cpu().double() / scale, theirs / scale, atol=tol, rtol=tol, msg=name)

@@ -312,3 +312,37 @@ def test_yolo_compiled_inference_on_cuda_matches_torchvision_postprocess():
         want = plain.postprocess(plain(x), 0.05)
     torch.testing.assert_close(got[3], want[3])
     torch.testing.assert_close(got[1], want[1], atol=1e-4, rtol=1e-4)
+
+
+def _assert_same_detections(got, want):
+    """Padded (boxes, scores, labels, counts) equal up to float rounding, padding included."""
+    boxes, scores, labels, counts = (t.cpu() for t in got)
+    assert torch.equal(counts, want[3].cpu()) and torch.equal(labels, want[2].cpu())
+    torch.testing.assert_close(scores, want[1].cpu(), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(boxes, want[0].cpu(), atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("anchors", [None, [(1.0, 1.0), (2.5, 1.5), (0.7, 2.0)]], ids=["v1", "v2"])
+def test_gpu_yolo_inference_is_sync_free_and_graph_capturable(anchors):
+    from conftest import capture, no_host_sync
+
+    # 13 x 13 cells x 2-3 boxes x 20 classes: 6,760-10,140 candidates, past pre_nms_top_k = 4096
+    model = YOLO(20, grid_size=13, width=8, stride=32, anchors=anchors).cuda().eval()
+    plain = YOLO(20, grid_size=13, width=8, stride=32, anchors=anchors, fused=False).cuda().eval()
+    inference = YOLOInference(model, score_threshold=0.02, max_detections=50)
+    images = torch.rand(4, 3, 416, 416, device="cuda")
+    with torch.no_grad():
+        inference(images)                                       # warm up (Triton compiles)
+        torch.cuda.synchronize()
+        with no_host_sync():
+            got = inference(images)
+        # the reference: torchvision per image (syncs) on the same raw outputs
+        _assert_same_detections(got, plain.postprocess(model(images), 0.02, max_detections=50))
+        assert got[3].min() > 0
+        graph, static_out = capture(lambda: inference(images))
+        fresh = torch.rand_like(images)
+        images.copy_(fresh)
+        graph.replay()
+        torch.cuda.synchronize()
+        _assert_same_detections(static_out, plain.postprocess(model(fresh), 0.02, max_detections=50))

@@ -511,44 +511,71 @@ def test_torchscript_round_trip():
 
 # ----------------------------------------------------------------------------- GPU
 @pytest.mark.gpu
-@pytest.mark.kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
 @pytest.mark.parametrize("n", [1, 33, 1000, 5000])
-def test_gpu_kernels_match_torchvision_cpu(n):
-    boxes = random_boxes(n, spread=math.sqrt(n) * 10, size=30.0)
-    scores = random_scores(n, 50)
-    expected = torchvision.ops.nms(boxes, scores, 0.5)
+def test_gpu_kernels_match_torchvision_cpu(n, dtype):
+    boxes = random_boxes(n, spread=math.sqrt(n) * 10, size=30.0, dtype=dtype)
+    scores = random_scores(n, 50).to(dtype)
+    upcast = torch.float64 if dtype == torch.float64 else torch.float32  # as nms compares half boxes
+    expected = torchvision.ops.nms(boxes.to(upcast), scores.to(upcast), 0.5)
     assert torch.equal(nms(boxes.cuda(), scores.cuda(), 0.5).cpu(), expected)
     idxs = torch.randint(0, 4, (n,))
     kept = torch.ops.tritonvision.batched_nms(boxes.cuda(), scores.cuda(), idxs.cuda(), 0.5).cpu()
-    expected = per_class_reference(boxes, scores, idxs, 0.5)
+    expected = per_class_reference(boxes.to(upcast), scores.to(upcast), idxs, 0.5)
     # equal sets; the order of equal scores is whatever torch.sort gives on each device
     assert torch.equal(kept.sort().values, expected.sort().values)
     assert torch.equal(scores[kept], scores[expected])
 
 
 @pytest.mark.gpu
+def test_gpu_float64_threshold_and_pre_nms_top_k_match_torchvision():
+    boxes = torch.tensor([[0.0, 0, 10, 1], [0, 0, 7, 1]], dtype=torch.float64, device="cuda")
+    scores = torch.tensor([0.9, 0.8], dtype=torch.float64, device="cuda")
+    assert nms(boxes, scores, 0.7).tolist() == [0, 1]                 # IoU exactly 0.7 is not above it
+    assert batched_nms_padded(boxes[None], scores[None], 0.7, 0.0, 4)[4].tolist() == [2]
+    boxes, scores = copies_and_disjoint(4100)
+    check_pre_nms_top_k_cut(boxes.cuda(), scores.cuda(), fits=4110, cut=nms_module.PRE_NMS_TOP_K)
+
+
+PADDED_GPU_CASES = [  # batch, boxes per image, classes, pre_nms_top_k
+    (4, 500, 8, nms_module.PRE_NMS_TOP_K),                        # 4000 candidate pairs: all fit
+    (2, 700, 8, 1000),                                            # 5600 > 1000: past the limit
+    (2, 1200, 4, nms_module.PRE_NMS_TOP_K),                       # 4800 > the default
+]
+
+
+def _padded_inputs(batch, n, classes):
+    return torch.stack([random_boxes(n, 200.0) for _ in range(batch)]), torch.rand(batch, n, classes)
+
+
+def _padded_expected(boxes, scores, top_k):
+    """padded_reference over the top_k best candidates per image (equal scores: lower id first)."""
+    flat = torch.where(scores > 0.3, scores, 0.0).flatten(1)
+    best = flat.sort(dim=1, descending=True, stable=True).indices[:, :top_k]
+    trimmed = torch.zeros_like(flat).scatter_(1, best, flat.gather(1, best)).view_as(scores)
+    return padded_reference(boxes, trimmed, 0.5, 0.3, 50, False)
+
+
+@pytest.mark.gpu
 @pytest.mark.kernel
-def test_gpu_batched_nms_padded_is_sync_free_and_graph_capturable():
-    boxes = torch.stack([random_boxes(500, 200.0) for _ in range(4)]).cuda()
-    scores = torch.rand(4, 500, 8).cuda()
-    expected = padded_reference(boxes.cpu(), scores.cpu(), 0.5, 0.3, 50, False)
-    batched_nms_padded(boxes, scores, 0.5, 0.3, 50)            # warm up (Triton compiles)
+@pytest.mark.parametrize("batch,n,classes,top_k", PADDED_GPU_CASES)
+def test_gpu_batched_nms_padded_is_sync_free_and_graph_capturable(batch, n, classes, top_k):
+    from conftest import capture, no_host_sync
+
+    boxes, scores = _padded_inputs(batch, n, classes)
+    static_boxes, static_scores = boxes.cuda(), scores.cuda()
+
+    def run():
+        return batched_nms_padded(static_boxes, static_scores, 0.5, 0.3, 50, pre_nms_top_k=top_k)
+    run()                                                        # warm up (Triton compiles)
     torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        got = batched_nms_padded(boxes, scores, 0.5, 0.3, 50)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    assert_padded_equal([t.cpu() for t in got], expected)
-    graph = torch.cuda.CUDAGraph()
-    static_boxes, static_scores = boxes.clone(), scores.clone()
-    with torch.cuda.graph(graph):
-        static_out = batched_nms_padded(static_boxes, static_scores, 0.5, 0.3, 50)
-    fresh_boxes = torch.stack([random_boxes(500, 200.0) for _ in range(4)])
-    fresh_scores = torch.rand(4, 500, 8)
+    with no_host_sync():
+        got = run()
+    assert_padded_equal([t.cpu() for t in got], _padded_expected(boxes, scores, top_k))
+    graph, static_out = capture(run)
+    fresh_boxes, fresh_scores = _padded_inputs(batch, n, classes)
     static_boxes.copy_(fresh_boxes)
     static_scores.copy_(fresh_scores)
     graph.replay()
     torch.cuda.synchronize()
-    assert_padded_equal([t.cpu() for t in static_out],
-                        padded_reference(fresh_boxes, fresh_scores, 0.5, 0.3, 50, False))
+    assert_padded_equal([t.cpu() for t in static_out], _padded_expected(fresh_boxes, fresh_scores, top_k))

@@ -13,14 +13,15 @@ import torch.multiprocessing as mp
 from tritonvision.cli import main
 from tritonvision.training import TrainConfig, load_checkpoint, train
 
+CPU = ["--device", "cpu"]     # pinned: on a GPU machine "auto" would pick CUDA (tested on its own below)
 TINY_SEG = ["--task", "seg", "--epochs", "1", "--num-train", "8", "--num-val", "4",
             "--batch-size", "4", "--image-size", "16", "--width", "4", "--depth", "2",
-            "--no-progress"]
+            "--no-progress", *CPU]
 
 
 def _tiny_config(out: Path, **overrides) -> TrainConfig:
     base = dict(task="seg", model="fcn8s", epochs=2, num_train=8, num_val=4, batch_size=4,
-                image_size=16, width=4, depth=2, out=str(out), progress=False)
+                image_size=16, width=4, depth=2, out=str(out), progress=False, device="cpu")
     base.update(overrides)
     return TrainConfig(**base)
 
@@ -45,14 +46,14 @@ def test_cli_trains_evaluates_and_segments(tmp_path, capsys):
     checkpoint = load_checkpoint(out / "last.pt")
     assert checkpoint["epoch"] == 0 and set(checkpoint) >= {"model", "optimizer", "rng", "config"}
 
-    assert main(["eval", str(out / "last.pt"), "--num-images", "4"]) == 0
+    assert main(["eval", str(out / "last.pt"), "--num-images", "4", *CPU]) == 0
     table = capsys.readouterr().out
     miou_line = next(line for line in table.splitlines() if line.startswith("miou"))
     assert 0.0 <= float(miou_line.split()[-1]) <= 1.0
 
     _save_shapes_png(tmp_path / "images", 2)
     assert main(["segment", str(out / "last.pt"), str(tmp_path / "images"),
-                 "--out", str(tmp_path / "overlays")]) == 0
+                 "--out", str(tmp_path / "overlays"), *CPU]) == 0
     from PIL import Image
     overlays = sorted((tmp_path / "overlays").glob("*.png"))
     assert [p.name for p in overlays] == ["img0.png", "img1.png"]
@@ -63,12 +64,12 @@ def test_cli_trains_and_runs_yolo_detection(tmp_path, capsys):
     out = tmp_path / "det"
     assert main(["train", "--task", "det", "--epochs", "1", "--num-train", "8", "--num-val", "4",
                  "--batch-size", "4", "--image-size", "16", "--width", "4", "--stride", "8",
-                 "--no-progress", "--out", str(out)]) == 0
+                 "--no-progress", "--out", str(out), *CPU]) == 0
     printed = capsys.readouterr().out
     assert "map_50" in printed
     _save_shapes_png(tmp_path / "images", 1, size=24)
     assert main(["detect", str(out / "last.pt"), str(tmp_path / "images" / "img0.png"),
-                 "--score-threshold", "0.0", "--out", str(tmp_path / "boxes")]) == 0
+                 "--score-threshold", "0.0", "--out", str(tmp_path / "boxes"), *CPU]) == 0
     assert (tmp_path / "boxes" / "img0.png").is_file()
     assert "detections" in capsys.readouterr().out
 
@@ -105,7 +106,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank), OMP_NUM_THREADS="1")
     torch.set_num_threads(1)
-    config = _tiny_config(Path(out), epochs=1, model="unet", device="cpu", num_val=5)  # 3 + 2
+    config = _tiny_config(Path(out), epochs=1, model="unet", num_val=5)  # 3 + 2
     result = train(config, log=lambda *a: None)
     torch.save({"state": result["model"].state_dict(), "final": result["final"]},
                Path(out) / f"rank{rank}.pt")
@@ -136,16 +137,30 @@ def test_malformed_label_file_is_a_clear_error_naming_the_file(tmp_path, capsys)
     (root / "labels" / "img1.txt").write_text("0 0.5 oops 0.2\n")
     code = main(["train", "--task", "det", "--data", str(root), "--epochs", "1", "--batch-size",
                  "2", "--image-size", "16", "--width", "4", "--num-classes", "1", "--no-progress",
-                 "--out", str(tmp_path / "out")])
+                 "--out", str(tmp_path / "out"), *CPU])
     assert code == 2
     assert "img1.txt" in capsys.readouterr().out
 
 
 def test_eval_of_a_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
-    assert main(["eval", str(tmp_path / "nope.pt")]) == 2
+    assert main(["eval", str(tmp_path / "nope.pt"), *CPU]) == 2
     assert "nope.pt" in capsys.readouterr().out
 
 
 def test_wrong_model_for_the_task_is_a_clear_error(tmp_path, capsys):
     assert main(["train", *TINY_SEG, "--model", "yolo", "--out", str(tmp_path)]) == 2
     assert "not a segmentation model" in capsys.readouterr().out
+
+
+@pytest.mark.gpu
+def test_cli_trains_and_evaluates_on_cuda(tmp_path, capsys):
+    # one short eager run (no torch.compile: seconds, not minutes) of what users run on a GPU:
+    # the fused Dice+CE loss and deconvs in training, the confusion matrix in validation
+    out = tmp_path / "run"
+    cuda_seg = [arg for arg in TINY_SEG if arg not in CPU] + ["--device", "cuda:0", "--no-compile"]
+    assert main(["train", *cuda_seg, "--model", "fcn8s", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "device cuda:0" in printed and "miou" in printed
+    assert torch.isfinite(torch.tensor(load_checkpoint(out / "last.pt")["history"][-1]["train_loss"]))
+    assert main(["eval", str(out / "last.pt"), "--num-images", "4", "--device", "cuda"]) == 0
+    assert "miou" in capsys.readouterr().out
