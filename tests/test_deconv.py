@@ -431,10 +431,12 @@ def tf32_bound(magnitude: torch.Tensor, terms: int) -> torch.Tensor:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("k,s,p,op", [(2, 2, 0, 0), (3, 2, 1, 1), (4, 2, 1, 0), (4, 4, 1, 3), (3, 1, 1, 0)])
+@pytest.mark.parametrize("k,s,p,op", [(2, 2, 0, 0), (3, 2, 1, 1), (4, 2, 1, 0), (4, 4, 1, 3)])
 def test_cuda_tf32_deconv_within_the_tf32_error_bound_of_float64(k, s, p, op):
-    """Training's default (cudnn.allow_tf32): forward and every gradient within the TF32 bound of
-    the float64 reference; the GEMM kernels and the cuDNN fallback (stride 1) alike."""
+    """Training's default (cudnn.allow_tf32): forward and every gradient of the phase-GEMM kernels
+    within the TF32 bound of the float64 reference. (Not the cuDNN fallback: cuDNN may pick
+    Winograd or FFT algorithms, whose error is not a dot product's; it is checked in IEEE
+    float32 by test_cuda_matches_float64_reference.)"""
     torch.backends.cudnn.allow_tf32 = True
     b, cin, cout, h, w = 2, 96, 40, 19, 23
     tensors = _inputs(b, cin, cout, h, w, k, s, p, op)
