@@ -362,14 +362,87 @@ def test_segmentation_metrics_compute_and_sync_sum_two_ranks():
         assert confmat == expected and miou == pytest.approx(expected_miou, abs=1e-12)
 
 
+# ----------------------------------------------------------------------------- GPU
+def bincount_confmat(logits, target, k, ignore_index):
+    """torch.bincount of (target, argmax) pairs on CPU, ignored pixels left out."""
+    preds, target = logits.argmax(1).cpu(), target.cpu()
+    ok = target != ignore_index if ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
+    return torch.bincount((target[ok] * k + preds[ok]).long(), minlength=k * k).view(k, k)
+
+
+def _segmentation_batch(k, b=4, h=96, w=80, dtype=torch.float32, ignore_index=255):
+    logits = torch.randn(b, k, h, w).to(dtype)
+    target = torch.randint(0, k, (b, h, w))
+    if ignore_index is not None:
+        target[:, :8] = ignore_index
+    return logits, target
+
+
 @pytest.mark.gpu
-def test_confusion_matrix_cuda_matches_bincount():
-    k = 21
-    logits = torch.randn(4, k, 128, 128, device="cuda")
-    target = torch.randint(0, k, (4, 128, 128), device="cuda")
-    target[:, :8] = 255
+@pytest.mark.parametrize("k", [1, 2, 3, 21, 63, 64, 100])      # K <= 63: per-program histogram; above: atomics
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+@pytest.mark.parametrize("ignore_index", [255, None])
+def test_confusion_matrix_cuda_matches_bincount(k, dtype, ignore_index):
+    logits, target = _segmentation_batch(k, dtype=dtype, ignore_index=ignore_index)
+    expected = bincount_confmat(logits, target, k, ignore_index)
+    logits, target = logits.cuda(), target.cuda()
     preds = logits.argmax(1)
-    ok = target != 255
-    expected = torch.bincount((target[ok] * k + preds[ok]).cpu(), minlength=k * k).view(k, k)
-    assert torch.equal(confusion_matrix(preds, target, k, ignore_index=255).cpu(), expected)
-    assert torch.equal(confusion_matrix_from_logits(logits, target, ignore_index=255).cpu(), expected)
+    assert torch.equal(confusion_matrix(preds, target, k, ignore_index=ignore_index).cpu(), expected)
+    assert torch.equal(confusion_matrix_from_logits(logits, target, ignore_index=ignore_index).cpu(), expected)
+    channels_last = logits.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(confusion_matrix_from_logits(channels_last, target, ignore_index=ignore_index).cpu(),
+                       expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("k", [3, 64])
+@pytest.mark.parametrize("from_logits", [True, False], ids=["logits", "labels"])
+def test_gpu_segmentation_metrics_update_is_sync_free_and_graph_capturable(k, from_logits):
+    from conftest import capture, no_host_sync
+
+    logits, target = _segmentation_batch(k)
+    static_logits, static_target = logits.cuda(), target.cuda()
+    metric = SegmentationMetrics(k, ignore_index=255, device="cuda")
+
+    def update():
+        metric.update(static_logits if from_logits else static_logits.argmax(1), static_target)
+    update()                                                     # warm up (Triton compiles)
+    torch.cuda.synchronize()
+    with no_host_sync():
+        update()
+    assert torch.equal(metric.confmat.cpu(), 2 * bincount_confmat(logits, target, k, 255))
+    graph, _ = capture(update)
+    metric.confmat.zero_()                                       # in place: the graph adds into this tensor
+    fresh_logits, fresh_target = _segmentation_batch(k)
+    static_logits.copy_(fresh_logits)
+    static_target.copy_(fresh_target)
+    graph.replay()
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(metric.confmat.cpu(), 2 * bincount_confmat(fresh_logits, fresh_target, k, 255))
+    expected = SegmentationMetrics(k, ignore_index=255)
+    expected.update(fresh_logits.argmax(1), fresh_target)
+    for name, value in metric.compute().items():
+        torch.testing.assert_close(value.cpu(), expected.compute()[name], equal_nan=True)
+
+
+BAD_LABEL_ON_CUDA = """
+import torch
+from tritonvision.metrics import SegmentationMetrics
+metric = SegmentationMetrics(4, ignore_index=255, device="cuda")
+logits = torch.randn(2, 4, 8, 8, device="cuda")
+target = torch.randint(0, 4, (2, 8, 8), device="cuda")
+metric.update(logits, target)                                    # warm up
+torch.cuda.synchronize()
+target[1, 4, 4] = 9
+torch.cuda.set_sync_debug_mode("error")
+metric.update(logits, target)
+torch.cuda.set_sync_debug_mode("default")
+print(metric.confmat.sum().item())
+"""
+
+
+@pytest.mark.gpu
+def test_gpu_bad_label_fails_a_device_side_assertion_without_a_sync():
+    from conftest import run_expecting_device_assert
+    run_expecting_device_assert(BAD_LABEL_ON_CUDA)

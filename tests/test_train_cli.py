@@ -20,17 +20,19 @@ from tritonvision.cli import main
 from tritonvision.data import simple_yaml
 from tritonvision.training import TrainConfig, load_checkpoint, train
 
+CPU = ["--device", "cpu"]     # pinned: on a GPU machine "auto" would pick CUDA (tested on its own below)
 TINY_SEG = ["--epochs", "2", "--num-train", "8", "--num-val", "4", "--batch-size", "4",
-            "--image-size", "16", "--width", "4", "--depth", "2"]
+            "--image-size", "16", "--width", "4", "--depth", "2", *CPU]
 TINY_DET = ["--task", "detect", "--epochs", "1", "--batch-size", "4", "--image-size", "16",
-            "--width", "4", "--stride", "8"]
+            "--width", "4", "--stride", "8", *CPU]
 RUN_FILES = ("weights/best.pt", "weights/last.pt", "results.csv", "args.yaml", "results.png",
              "confusion_matrix.png")
 
 
 def _tiny_config(project: Path, name: str, **overrides) -> TrainConfig:
     base = dict(task="seg", model="fcn8s", epochs=2, num_train=8, num_val=4, batch_size=4,
-                image_size=16, width=4, depth=2, project=str(project), name=name, progress=False)
+                image_size=16, width=4, depth=2, project=str(project), name=name, progress=False,
+                device="cpu")
     base.update(overrides)
     return TrainConfig(**base)
 
@@ -215,7 +217,7 @@ def test_ctrl_c_keeps_last_pt_and_exits_with_one_line(tmp_path, monkeypatch, cap
 def test_eval_prints_per_class_iou_and_writes_json(seg_run, tmp_path, monkeypatch, capsys):
     folder, _, _ = seg_run
     monkeypatch.chdir(tmp_path)
-    assert main(["eval", str(folder / "weights" / "best.pt"), "--json", "out/m.json"]) == 0
+    assert main(["eval", *CPU, str(folder / "weights" / "best.pt"), "--json", "out/m.json"]) == 0
     printed = capsys.readouterr().out
     miou_line = next(line for line in printed.splitlines() if line.startswith("miou"))
     assert 0.0 <= float(miou_line.split()[-1]) <= 1.0
@@ -236,7 +238,7 @@ def test_segment_writes_masks_the_size_of_each_input_and_keeps_same_names_apart(
     monkeypatch.chdir(tmp_path)
     _save_shapes_png(tmp_path / "a", 1, size=(20, 30), prefix="scene")
     _save_shapes_png(tmp_path / "b", 1, size=(24, 12), prefix="scene")
-    assert main(["segment", str(folder / "weights" / "best.pt"), "a/scene0.png",
+    assert main(["segment", *CPU, str(folder / "weights" / "best.pt"), "a/scene0.png",
                  "b/scene0.png"]) == 0
     out = Path("runs/segment/predict")
     for name, size in (("a/scene0.png", (30, 20)), ("b/scene0.png", (12, 24))):
@@ -267,7 +269,7 @@ def test_detect_results_round_trip_through_eval_detections(det_run, tmp_path, mo
     folder, data = det_run
     monkeypatch.chdir(tmp_path)
     _coco_annotations(tmp_path / "gt.json", data, [7, 9, 11, 13])
-    assert main(["detect", str(folder / "weights" / "best.pt"), str(data / "images" / "val"),
+    assert main(["detect", *CPU, str(folder / "weights" / "best.pt"), str(data / "images" / "val"),
                  "--annotations", "gt.json", "--score-threshold", "0", "--save-txt",
                  "--save-conf"]) == 0
     out = Path("runs/detect/predict")
@@ -293,7 +295,7 @@ def test_detect_results_round_trip_through_eval_detections(det_run, tmp_path, mo
 def test_detect_numbers_images_without_annotations(det_run, tmp_path, monkeypatch):
     folder, data = det_run
     monkeypatch.chdir(tmp_path)
-    assert main(["detect", str(folder / "weights" / "best.pt"),
+    assert main(["detect", *CPU, str(folder / "weights" / "best.pt"),
                  str(data / "images" / "val" / "val1.png"), str(data / "images" / "train" / "train0.png"),
                  "--score-threshold", "0"]) == 0
     images = json.loads(Path("runs/detect/predict/images.json").read_text())
@@ -306,7 +308,7 @@ def test_detect_numbers_images_without_annotations(det_run, tmp_path, monkeypatc
 def test_eval_of_a_detection_run_prints_per_class_ap(det_run, tmp_path, monkeypatch, capsys):
     folder, _ = det_run
     monkeypatch.chdir(tmp_path)
-    assert main(["eval", str(folder / "weights" / "best.pt")]) == 0
+    assert main(["eval", *CPU, str(folder / "weights" / "best.pt")]) == 0
     printed = capsys.readouterr().out
     assert "map_50" in printed and "ap50" in printed and "square" in printed
     assert Path("runs/detect/val/metrics.json").is_file()
@@ -377,7 +379,7 @@ def test_malformed_label_file_is_a_clear_error_naming_the_file(tmp_path, monkeyp
         (root / split / "labels").mkdir()
         (root / split / "labels" / "img0.txt").write_text("0 0.5 0.5 0.2 0.2\n")
         (root / split / "labels" / "img1.txt").write_text("0 0.5 oops 0.2\n")
-    code = main(["train", "--task", "det", "--data", str(root), "--epochs", "1", "--batch-size",
+    code = main(["train", *CPU, "--task", "det", "--data", str(root), "--epochs", "1", "--batch-size",
                  "2", "--image-size", "16", "--width", "4", "--num-classes", "1", "--no-progress"])
     assert code == 2
     assert "img1.txt" in capsys.readouterr().err
@@ -394,3 +396,14 @@ def test_errors_carry_one_prefix(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err == ("tritonvision train: error: --model 'yolo' is not a segmentation model; "
                    "choose one of unet, fcn8s, fcn\n")
+
+
+@pytest.mark.gpu
+def test_cli_trains_and_evaluates_on_cuda(tmp_path, monkeypatch, capsys):
+    """One short eager CUDA run of train and eval (the others are pinned to the CPU)."""
+    monkeypatch.chdir(tmp_path)
+    cuda_seg = [arg for arg in TINY_SEG if arg not in CPU] + ["--device", "cuda:0", "--no-compile", "--epochs", "1"]
+    assert main(["train", *cuda_seg, "--model", "fcn8s", "--name", "gpu", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "cuda:0" in printed and "miou" in printed.lower()
+    assert main(["eval", "runs/segment/gpu/weights/last.pt", "--device", "cuda"]) == 0

@@ -80,6 +80,11 @@ class SegmentationMetrics(Metric):
         sync_on_compute: under ``torch.distributed``, ``compute()`` sums the confusion
             matrices of every rank (``all_reduce``) without changing this rank's counts.
         process_group: the group to sum over (default: the whole world).
+        device: where the accumulated matrix lives (or move it with ``.to(device)``); give
+            the device the predictions are on: otherwise the matrix moves there at the first
+            ``update`` (one host-to-device copy, a sync). On CUDA ``update`` then never syncs
+            and can be captured in a CUDA graph (out-of-range labels fail a device-side
+            assertion instead of raising a ValueError).
 
     ``compute()`` returns a dict of float64 tensors: ``pixel_accuracy``, ``mean_accuracy``,
     ``iou`` ([K], per class), ``miou``, ``fwiou``, ``dice`` ([K], per class), ``mean_dice``,
@@ -103,7 +108,7 @@ class SegmentationMetrics(Metric):
     confmat: Tensor
 
     def __init__(self, num_classes: int, ignore_index: Optional[int] = -100, drop_ignored_class: bool = False,
-                 sync_on_compute: bool = True, process_group=None):
+                 sync_on_compute: bool = True, process_group=None, device: torch.device | str | None = None):
         super().__init__(sync_on_compute, process_group)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"SegmentationMetrics: num_classes must be a positive int, got {num_classes!r}")
@@ -112,7 +117,7 @@ class SegmentationMetrics(Metric):
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.drop_ignored_class = drop_ignored_class
-        self.register_buffer("confmat", torch.zeros((num_classes, num_classes), dtype=torch.int64))
+        self.register_buffer("confmat", torch.zeros((num_classes, num_classes), dtype=torch.int64, device=device))
 
     def reset(self) -> None:
         """Forget everything counted so far."""
@@ -134,7 +139,7 @@ class SegmentationMetrics(Metric):
             counts = confusion_matrix_from_logits(preds, target, self.ignore_index)
         else:
             counts = confusion_matrix(preds, target, self.num_classes, self.ignore_index)
-        if self.confmat.device != counts.device:  # follow the data, as torch metrics users expect
+        if self.confmat.device != counts.device:  # not built on / moved to their device: moves once
             self.confmat = self.confmat.to(counts.device)
         self.confmat += counts
 

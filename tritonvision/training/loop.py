@@ -39,6 +39,8 @@ from .run_folder import default_project, latest_checkpoint, new_run_folder, run_
 SEG_MODELS = ("unet", "fcn8s", "fcn")
 DET_MODELS = ("yolo",)
 IGNORE_INDEX = 255
+PROGRESS_EVERY = 20
+"""Steps between progress-bar loss updates (each reads the loss back from the device: a sync)."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -142,9 +144,9 @@ def _to_device(task: str, batch, device: torch.device, channels_last: bool):
         images = images.contiguous(memory_format=torch.channels_last)
     if task == "seg":
         targets = targets.to(device, non_blocking=True)
-    else:
+    else:  # padded on the host, then one asynchronous copy each (no per-image copies)
         from tritonvision.models import pad_targets
-        targets = pad_targets(targets, device)
+        targets = tuple(t.to(device, non_blocking=True) for t in pad_targets(targets))
     return images, targets
 
 
@@ -188,20 +190,20 @@ def evaluate(model: nn.Module, loader: DataLoader, task: str, num_classes: int,
     core = _bare(model)
     was_training = model.training
     model.eval()
-    metric = (SegmentationMetrics(num_classes, ignore_index=IGNORE_INDEX) if task == "seg"
+    metric = (SegmentationMetrics(num_classes, ignore_index=IGNORE_INDEX, device=device) if task == "seg"
               else MeanAveragePrecision(style="coco", class_metrics=True))
-    total_loss, batches = 0.0, 0
+    total_loss, batches = torch.zeros((), dtype=torch.float64, device=device), 0
     for images, targets in loader:
         inputs, loss_targets = _to_device(task, (images, targets), device, channels_last)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             outputs = model(inputs)
             if loss_fn is not None:
-                total_loss += float(loss_fn(outputs, loss_targets))
+                total_loss += loss_fn(outputs, loss_targets).detach()
                 batches += 1
         _update_metric(metric, task, core, outputs, targets, device)
     result = _as_numbers(metric.compute())  # sums / gathers over the ranks under torch.distributed
     if loss_fn is not None:
-        result["loss"] = all_reduce_mean(total_loss / max(batches, 1), info or DistInfo())
+        result["loss"] = all_reduce_mean(float(total_loss) / max(batches, 1), info or DistInfo())
     model.train(was_training)
     return result
 
@@ -454,7 +456,8 @@ def _train_one_epoch(run: _Run, epoch: int) -> float:
     config = run.config
     run.sampler.set_epoch(epoch)
     run.model.train()
-    total, batches = 0.0, 0
+    total = torch.zeros((), dtype=torch.float64, device=run.device)   # summed on the device: no
+    batches = 0                                                       # host read in a step
     bar = _progress(run, epoch)
     for batch in bar:
         images, targets = _to_device(config.task, batch, run.device, run.channels_last)
@@ -464,14 +467,14 @@ def _train_one_epoch(run: _Run, epoch: int) -> float:
         loss.backward()
         run.optimizer.step()
         run.scheduler.step()
-        total += float(loss.detach())
+        total += loss.detach()
         batches += 1
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{total / batches:.4f}")
+        if hasattr(bar, "set_postfix") and batches % PROGRESS_EVERY == 0:
+            bar.set_postfix(loss=f"{float(total) / batches:.4f}")   # reads the loss back: a sync
     if run.info.distributed:  # BatchNorm statistics: every rank takes rank 0's (as DDP does)
         for buffer in run.core.buffers():
             torch.distributed.broadcast(buffer.data, src=0)
-    return all_reduce_mean(total / max(batches, 1), run.info)
+    return all_reduce_mean(float(total) / max(batches, 1), run.info)
 
 
 def _validate(run: _Run, epoch: int, train_loss: float, started: float) -> dict:
