@@ -37,26 +37,41 @@ class Runs:
         return segment_sum(np.where(odd, self.counts, 0), self.offsets)
 
 
-def _size(rle: Mapping, op: str, i: int) -> tuple[int, int]:
+def _size(rle: Mapping, i: int) -> tuple[int, int]:
     size = rle["size"]
     if not (isinstance(size, (list, tuple, np.ndarray)) and len(size) == 2
             and all(isinstance(v, Integral) and not isinstance(v, bool) and v >= 0 for v in size)):
-        raise ValueError(f"{op}: RLE {i} has 'size' {size!r}; it must be [height, width], two ints >= 0")
+        raise _Invalid(ValueError, i, f"'size' is {size!r}; it must be [height, width], two ints >= 0")
     return int(size[0]), int(size[1])
 
 
-def parse(rles: list, op: str) -> Runs:
+def parse(rles: list, op: str, single: bool = False) -> Runs:
     """Read and check a list of RLE dicts (compressed or uncompressed counts).
 
-    Raises ValueError naming the RLE (its position in ``rles``) and what is wrong.
+    Raises ValueError naming the RLE (its position in ``rles``, unless ``single``) and
+    what is wrong.
     """
+    try:
+        return _parse(rles)
+    except _Invalid as error:
+        where = "RLE" if single else f"RLE {error.index}"
+        raise error.kind(f"{op}: {where}: {error.reason}") from None
+
+
+class _Invalid(Exception):
+    def __init__(self, kind: type, index: int, reason: str):
+        super().__init__(reason)
+        self.kind, self.index, self.reason = kind, index, reason
+
+
+def _parse(rles: list) -> Runs:
     sizes = np.zeros((len(rles), 2), dtype=np.int64)
     lists, strings, where = [], [], []
     for i, rle in enumerate(rles):
         if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
-            raise TypeError(f"{op}: RLE {i} must be a dict with 'size' [h, w] and 'counts', "
-                            f"got {type(rle).__name__}")
-        sizes[i] = _size(rle, op, i)
+            raise _Invalid(TypeError, i, f"must be a dict with 'size' [h, w] and 'counts', "
+                                         f"got {type(rle).__name__}")
+        sizes[i] = _size(rle, i)
         counts = rle["counts"]
         if isinstance(counts, str):
             counts = counts.encode("ascii", errors="replace")
@@ -66,40 +81,40 @@ def parse(rles: list, op: str) -> Runs:
         elif isinstance(counts, (list, tuple, np.ndarray)):
             array = np.asarray(counts)
             if array.ndim != 1 or not (array.size == 0 or np.issubdtype(array.dtype, np.integer)):
-                raise ValueError(f"{op}: RLE {i} has 'counts' that is not a flat list of ints "
-                                 f"(uncompressed) nor a string (compressed)")
+                raise _Invalid(ValueError, i, "'counts' is neither a flat list of ints "
+                                              "(uncompressed) nor a string (compressed)")
             lists.append(array.astype(np.int64))
             where.append(("l", len(lists) - 1))
         else:
-            raise TypeError(f"{op}: RLE {i} has 'counts' of type {type(counts).__name__}; expected "
-                            f"a compressed string (bytes or str) or a list of run lengths")
+            raise _Invalid(TypeError, i, f"'counts' is a {type(counts).__name__}; expected a "
+                                         f"compressed string (bytes or str) or a list of run lengths")
     try:
         decoded, decoded_offsets = _counts_string.from_strings(strings)
     except _counts_string.CountsStringError as error:      # name the RLE by its place in rles
         owner = [i for i, (kind, _) in enumerate(where) if kind == "s"][error.index]
-        raise ValueError(f"{op}: RLE {owner}: {error.reason}") from None
+        raise _Invalid(ValueError, owner, error.reason) from None
     pieces = [decoded[decoded_offsets[j]:decoded_offsets[j + 1]] if kind == "s" else lists[j]
               for kind, j in where]
     counts = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
     runs = Runs(counts, offsets_of(np.array([len(p) for p in pieces], dtype=np.int64)), sizes)
-    _check(runs, op)
+    _check(runs)
     return runs
 
 
-def _check(runs: Runs, op: str) -> None:
+def _check(runs: Runs) -> None:
     negative = np.nonzero(runs.counts < 0)[0]
     if len(negative):
         i = int(np.searchsorted(runs.offsets, negative[0], side="right") - 1)
-        raise ValueError(f"{op}: RLE {i}: run length {int(runs.counts[negative[0]])} at index "
-                         f"{int(negative[0] - runs.offsets[i])} is negative (corrupt counts)")
+        raise _Invalid(ValueError, i, f"run length {int(runs.counts[negative[0]])} at index "
+                                      f"{int(negative[0] - runs.offsets[i])} is negative (corrupt counts)")
     totals = segment_sum(runs.counts, runs.offsets)
     expected = runs.sizes[:, 0] * runs.sizes[:, 1]
     wrong = np.nonzero(totals != expected)[0]
     if len(wrong):
         i = int(wrong[0])
         h, w = (int(v) for v in runs.sizes[i])
-        raise ValueError(f"{op}: RLE {i}: run lengths sum to {int(totals[i])}, expected "
-                         f"height * width = {h} * {w} = {h * w}")
+        raise _Invalid(ValueError, i, f"run lengths sum to {int(totals[i])}, expected "
+                                      f"height * width = {h} * {w} = {h * w}")
 
 
 def to_dicts(runs: Runs) -> list[dict]:

@@ -17,7 +17,7 @@ from ._segments import local_index, offsets_of, segment_cumsum, segment_ids
 def _batch(rles, op: str) -> tuple[Runs, bool]:
     """(parsed runs, whether a single RLE was given)."""
     if isinstance(rles, Mapping):
-        return _runs.parse([rles], op), True
+        return _runs.parse([rles], op, single=True), True
     if not isinstance(rles, (list, tuple)):
         raise TypeError(f"{op}: expected an RLE dict or a list of them, got {type(rles).__name__}")
     return _runs.parse(list(rles), op), False

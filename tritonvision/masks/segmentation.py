@@ -20,7 +20,7 @@ def from_segmentation(segmentation, height: int, width: int) -> dict:
     """
     op = "masks.from_segmentation"
     if isinstance(segmentation, Mapping):
-        runs = _runs.parse([segmentation], op)
+        runs = _runs.parse([segmentation], op, single=True)
         if tuple(runs.sizes[0]) != (height, width):
             raise ValueError(f"{op}: RLE size {runs.sizes[0].tolist()} does not match the image "
                              f"{height}x{width}")
