@@ -8,6 +8,12 @@ from ._segments import local_index, offsets_of, segment_cumsum, segment_ids
 from .rle import bboxes
 
 
+def _zero_run_after_first(runs: _runs.Runs) -> np.ndarray:
+    """[n] bool: the RLE has a 0-length run after its first."""
+    zero = (runs.counts == 0) & (local_index(runs.offsets) > 0)
+    return np.bincount(segment_ids(runs.offsets)[zero], minlength=len(runs)) > 0
+
+
 def _bbox_overlap(db: np.ndarray, gb: np.ndarray, crowd: np.ndarray) -> np.ndarray:
     """pycocotools' ``bbIou`` of [x, y, w, h] boxes [D, 4] x [G, 4]; crowd columns divide by
     the detection's box area."""
@@ -56,6 +62,26 @@ def _intersections(dt: _runs.Runs, gt: _runs.Runs, d: np.ndarray, g: np.ndarray,
     return np.bincount(pair, weights=inside, minlength=len(d)).astype(np.int64)
 
 
+def _intersection_union_literal(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """pycocotools' rleIou loop for one pair, step for step. Only used for RLEs with a
+    0-length run after their first, where that loop stops early (when both RLEs reach a
+    0-length run together) and so counts less than the masks share."""
+    ca, cb, va, vb, ia, ib, inter, union, ct = int(a[0]), int(b[0]), 0, 0, 1, 1, 0, 0, 1
+    while ct > 0:
+        c = min(ca, cb)
+        if va or vb:
+            union += c
+            inter += c if va and vb else 0
+        ca -= c
+        if not ca and ia < len(a):
+            ca, va, ia = int(a[ia]), 1 - va, ia + 1
+        cb -= c
+        if not cb and ib < len(b):
+            cb, vb, ib = int(b[ib]), 1 - vb, ib + 1
+        ct = ca + cb
+    return inter, union
+
+
 def iou(dt, gt, iscrowd) -> np.ndarray:
     """IoU of every (detection, ground truth) RLE pair, as pycocotools' ``mask.iou``.
 
@@ -90,5 +116,9 @@ def iou(dt, gt, iscrowd) -> np.ndarray:
     inter = _intersections(dt_runs, gt_runs, d, g, hw)
     dt_area, gt_area = dt_runs.fg_areas()[d], gt_runs.fg_areas()[g]
     union = np.where(crowd[g], dt_area, dt_area + gt_area - inter)
+    odd_dt, odd_gt = _zero_run_after_first(dt_runs), _zero_run_after_first(gt_runs)
+    for k in np.nonzero(odd_dt[d] | odd_gt[g])[0]:
+        inter[k], plain_union = _intersection_union_literal(dt_runs.runs(d[k]), gt_runs.runs(g[k]))
+        union[k] = dt_area[k] if crowd[g[k]] else plain_union
     out[d, g] = np.where(inter > 0, inter / np.maximum(union, 1), 0.0)
     return out

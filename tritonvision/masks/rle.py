@@ -105,9 +105,11 @@ def area(rles):
 def to_bbox(rles) -> np.ndarray:
     """Bounding boxes [x, y, w, h] of RLEs, float64, as pycocotools' ``mask.toBbox``.
 
-    The box spans the foreground's columns and rows (width and height in pixels); a run
-    that wraps from one column into the next makes the box full height, as in
-    pycocotools; an empty mask gives [0, 0, 0, 0]. Returns [4] for one RLE, [N, 4] for a list.
+    The box spans the foreground's columns, and its rows -- all of them as soon as one
+    1-run continues into the next column; an empty mask gives [0, 0, 0, 0]. Follows
+    pycocotools 2.0.11 (which skips 0-length runs) in every case, including RLEs whose
+    1-runs all have length 0 (pycocotools then returns [w, h, 1 - w, 1 - h] in uint32).
+    Returns [4] for one RLE, [N, 4] for a list.
     """
     runs, single = _batch(rles, "masks.to_bbox")
     boxes = bboxes(runs)
@@ -118,33 +120,28 @@ def bboxes(runs: Runs) -> np.ndarray:
     """[n, 4] float64 boxes of parsed runs (see :func:`to_bbox`)."""
     n = len(runs)
     h_all, w_all = runs.sizes[:, 0], runs.sizes[:, 1]
-    # pycocotools reads an even number of runs (drops a trailing 0-run) in uint32 arithmetic
-    local = local_index(runs.offsets)
     lengths = np.diff(runs.offsets)
-    used = local < np.repeat(lengths // 2 * 2, lengths)
-    used &= np.repeat((h_all > 0) & (w_all > 0), lengths)
+    local = local_index(runs.offsets)
+    # pycocotools reads an even number of runs (a trailing 0-run is dropped), then each 1-run
+    # of nonzero length from its first pixel to its last
+    used = (local < np.repeat(lengths // 2 * 2, lengths)) & (local % 2 == 1) & (runs.counts > 0)
     seg = segment_ids(runs.offsets)[used]
-    ends = segment_cumsum(runs.counts, runs.offsets)[used]            # end of run j
-    parity = local[used] % 2
-    t = (ends - parity) & 0xFFFFFFFF             # run j's last pixel (odd j) or first (even j)
+    end = segment_cumsum(runs.counts, runs.offsets)[used]
+    first, last = end - runs.counts[used], end - 1
     h = h_all[seg]
-    y, x = t % h, t // h
-    boxes = np.zeros((n, 4), dtype=np.float64)
-    has = np.bincount(seg, minlength=n) > 0
-    if has.any():
-        xs, ys = w_all.copy(), h_all.copy()                          # pycocotools' start values
-        xe, ye = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-        np.minimum.at(xs, seg, x)
-        np.minimum.at(ys, seg, y)
-        np.maximum.at(xe, seg, x)
-        np.maximum.at(ye, seg, y)
-        # a 1-run whose end lies in a later column than its start covers whole columns
-        odd = np.nonzero(parity == 1)[0]
-        wraps = np.zeros(n, dtype=bool)
-        wraps[seg[odd[x[odd - 1] < x[odd]]]] = True
-        ys = np.where(wraps, 0, ys)
-        ye = np.where(wraps, h_all - 1, ye)
-        boxes[has] = np.stack([xs, ys, xe - xs + 1, ye - ys + 1], axis=1)[has]
+    x_first, y_first, x_last, y_last = first // h, first % h, last // h, last % h
+    xs, ys = w_all.copy(), h_all.copy()                                # pycocotools' start values
+    xe, ye = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    np.minimum.at(xs, seg, x_first)
+    np.maximum.at(xe, seg, x_last)
+    np.minimum.at(ys, seg, y_first)
+    np.maximum.at(ye, seg, y_last)
+    across = np.zeros(n, dtype=bool)                                    # a run spans columns
+    across[seg[x_first < x_last]] = True
+    ys = np.where(across, 0, ys)
+    ye = np.where(across, h_all - 1, ye)
+    boxes = np.stack([xs, ys, (xe - xs + 1) % 2**32, (ye - ys + 1) % 2**32], axis=1).astype(np.float64)
+    boxes[lengths < 2] = 0
     return boxes
 
 
@@ -193,7 +190,8 @@ def merge_groups(runs: Runs, group: np.ndarray, n_groups: int, intersect: bool) 
 
 def _merge_two_literal(a: np.ndarray, b: np.ndarray, intersect: bool) -> np.ndarray:
     """pycocotools' rleMerge loop for two RLEs, step for step: only used when an input has
-    a 0-length run after its first, where pycocotools keeps 0-length runs in its output."""
+    a 0-length run after its first, where pycocotools keeps 0-length runs in its output
+    (and stops early when both inputs reach a 0-length run together)."""
     out, ca, cb, va, vb, v, ia, ib, cc, ct = [], int(a[0]), int(b[0]), 0, 0, 0, 1, 1, 0, 1
     while ct > 0:
         c = min(ca, cb)
@@ -231,10 +229,13 @@ def merge(rles, intersect: bool = False) -> dict:
         raise ValueError(f"{op}: all RLEs must have the same size, got {runs.sizes.tolist()}")
     if len(runs) == 1:
         return _runs.to_dicts(runs)[0]
-    interior_zero = (runs.counts == 0) & (local_index(runs.offsets) > 0)
-    if interior_zero.any():
-        merged = runs.runs(0)
+    if ((runs.counts == 0) & (local_index(runs.offsets) > 0)).any():
+        merged, hw = runs.runs(0), int(runs.sizes[0].prod())
         for i in range(1, len(runs)):
+            if merged.sum() != hw:
+                raise ValueError(f"{op}: RLEs 0..{i - 1} have 0-length runs that stop pycocotools' "
+                                 f"merge early (its counts sum to {int(merged.sum())}, not {hw}); "
+                                 f"merging one more would loop forever there. Drop the 0-length runs")
             merged = _merge_two_literal(merged, runs.runs(i), intersect)
         out = _runs.from_pieces([merged], runs.sizes[:1])
     else:

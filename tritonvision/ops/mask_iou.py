@@ -98,15 +98,14 @@ def _(masks1: Tensor, masks2: Tensor, iscrowd: Optional[Tensor]) -> Tensor:
     return masks1.new_empty((masks1.shape[0], masks1.shape[1], masks2.shape[1]), dtype=torch.float32)
 
 
-def check_masks(masks: Tensor, op: str, name: str, dims: int) -> None:
-    """masks must be a bool / uint8 tensor with ``dims`` dimensions (the last two H, W)."""
+def check_masks(masks: Tensor, op: str, name: str, shapes: tuple[str, ...] = ("[N, H, W]",)) -> None:
+    """masks must be a bool / uint8 tensor with one of the ``shapes`` (by number of dims)."""
     check_tensor(masks, op, name)
     if masks.dtype not in (torch.bool, torch.uint8):
         raise TypeError(f"{op}: {name} must be bool or uint8 (nonzero = foreground), got {masks.dtype}; "
                         f"threshold soft masks first, e.g. masks > 0.5")
-    if masks.dim() != dims:
-        want = "[N, H, W]" if dims == 3 else "[B, N, H, W]"
-        raise ValueError(f"{op}: {name} must have shape {want}, got {list(masks.shape)}")
+    if masks.dim() not in [shape.count(",") + 1 for shape in shapes]:
+        raise ValueError(f"{op}: {name} must have shape {' or '.join(shapes)}, got {list(masks.shape)}")
 
 
 def mask_iou(masks1: Tensor, masks2: Tensor, iscrowd: Optional[Tensor] = None) -> Tensor:
@@ -124,8 +123,8 @@ def mask_iou(masks1: Tensor, masks2: Tensor, iscrowd: Optional[Tensor] = None) -
         empty).
     """
     op = "mask_iou"
-    check_masks(masks1, op, "masks1", 3)
-    check_masks(masks2, op, "masks2", 3)
+    check_masks(masks1, op, "masks1")
+    check_masks(masks2, op, "masks2")
     if masks1.shape[1:] != masks2.shape[1:]:
         raise ValueError(f"{op}: masks1 and masks2 must have the same H, W, got "
                          f"{list(masks1.shape[1:])} and {list(masks2.shape[1:])}")

@@ -222,7 +222,7 @@ def matrix_nms(masks: Tensor, labels: Tensor, scores: Tensor, kernel: str = "gau
         Tensor of the shape and dtype of ``scores``: score_j * decay_j, in input order.
     """
     op = "matrix_nms"
-    check_masks(masks, op, "masks", masks.dim() if masks.dim() in (3, 4) else 3)
+    check_masks(masks, op, "masks", ("[N, H, W]", "[B, N, H, W]"))
     _check_scores(op, masks, scores, labels)
     if kernel not in KERNELS:
         raise ValueError(f"{op}: kernel must be one of {list(KERNELS)}, got {kernel!r}")
@@ -251,7 +251,7 @@ def mask_nms(masks: Tensor, scores: Tensor, iou_threshold: float) -> Tensor:
         read back from the GPU once; :func:`batched_mask_nms_padded` never syncs.)
     """
     op = "mask_nms"
-    check_masks(masks, op, "masks", 3)
+    check_masks(masks, op, "masks")
     _check_scores(op, masks, scores, None)
     return mask_nms_op(masks.flatten(1), scores, _check_threshold(op, "iou_threshold", iou_threshold))
 
@@ -281,7 +281,7 @@ def batched_mask_nms_padded(masks: Tensor, scores: Tensor, labels: Tensor | None
         slots)). Slots beyond counts[b] hold score 0, label -1, index -1.
     """
     op = "batched_mask_nms_padded"
-    check_masks(masks, op, "masks", 4)
+    check_masks(masks, op, "masks", ("[B, N, H, W]",))
     _check_scores(op, masks, scores, labels)
     if isinstance(max_output_per_image, bool) or not isinstance(max_output_per_image, int) \
             or max_output_per_image < 0:
