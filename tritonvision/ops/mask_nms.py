@@ -45,6 +45,8 @@ def _upper(n: int, device: torch.device) -> Tensor:
 def _matrix_nms_impl(masks: Tensor, labels: Tensor, scores: Tensor, kernel: str, sigma: float,
                      triton_path: bool) -> Tensor:
     batch, n = scores.shape
+    if n == 0:
+        return scores.clone()
     order = _sorted_order(scores)
     iou = _sorted_iou(masks, order, triton_path).to(compute_dtype(scores.dtype))
     sorted_labels = labels.gather(1, order)
