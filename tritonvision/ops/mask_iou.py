@@ -67,7 +67,7 @@ def _mask_iou_triton(masks1: Tensor, masks2: Tensor, iscrowd: Optional[Tensor]) 
     if out.numel() == 0 or pixels == 0:
         return out
     words1 = pack_masks(masks1.reshape(batch * n, pixels))
-    words2 = pack_masks(masks2.reshape(batch * m, pixels))
+    words2 = words1 if masks2 is masks1 else pack_masks(masks2.reshape(batch * m, pixels))
     crowd = iscrowd.to(torch.int8).contiguous() if iscrowd is not None else words2
     block_n, block_m, block_k = 32, 32, 4
     grid = (triton.cdiv(n, block_n), triton.cdiv(m, block_m), batch)
