@@ -64,18 +64,28 @@ class _Invalid(Exception):
         self.kind, self.index, self.reason = kind, index, reason
 
 
+def _sizes(rles: list) -> np.ndarray:
+    """[n, 2] int64 sizes, checked in one go (one by one only to name a bad one)."""
+    sizes = np.asarray([rle["size"] for rle in rles]) if rles else np.zeros((0, 2), dtype=np.int64)
+    if sizes.shape == (len(rles), 2) and sizes.dtype.kind in "iu" and (sizes >= 0).all():
+        return sizes.astype(np.int64)
+    for i, rle in enumerate(rles):
+        _size(rle, i)
+    raise AssertionError("unreachable: some size is invalid")
+
+
 def _parse(rles: list) -> Runs:
-    sizes = np.zeros((len(rles), 2), dtype=np.int64)
-    lists, strings, where = [], [], []
     for i, rle in enumerate(rles):
         if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
             raise _Invalid(TypeError, i, f"must be a dict with 'size' [h, w] and 'counts', "
                                          f"got {type(rle).__name__}")
-        sizes[i] = _size(rle, i)
+    sizes = _sizes(rles)
+    lists, strings, where = [], [], []
+    for i, rle in enumerate(rles):
         counts = rle["counts"]
-        if isinstance(counts, str):
+        if type(counts) is str:
             counts = counts.encode("ascii", errors="replace")
-        if isinstance(counts, bytes):
+        if type(counts) is bytes:
             strings.append(counts)
             where.append(("s", len(strings) - 1))
         elif isinstance(counts, (list, tuple, np.ndarray)):
@@ -93,10 +103,12 @@ def _parse(rles: list) -> Runs:
     except _counts_string.CountsStringError as error:      # name the RLE by its place in rles
         owner = [i for i, (kind, _) in enumerate(where) if kind == "s"][error.index]
         raise _Invalid(ValueError, owner, error.reason) from None
-    pieces = [decoded[decoded_offsets[j]:decoded_offsets[j + 1]] if kind == "s" else lists[j]
-              for kind, j in where]
-    counts = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int64)
-    runs = Runs(counts, offsets_of(np.array([len(p) for p in pieces], dtype=np.int64)), sizes)
+    if not lists:                                       # all compressed: already in order
+        runs = Runs(decoded, decoded_offsets, sizes)
+    else:
+        pieces = [decoded[decoded_offsets[j]:decoded_offsets[j + 1]] if kind == "s" else lists[j]
+                  for kind, j in where]
+        runs = from_pieces(pieces, sizes)
     _check(runs)
     return runs
 

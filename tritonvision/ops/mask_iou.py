@@ -42,7 +42,7 @@ def _divide(inter: Tensor, area1: Tensor, area2: Tensor, iscrowd: Optional[Tenso
 
 def _mask_iou_torch(masks1: Tensor, masks2: Tensor, iscrowd: Optional[Tensor]) -> Tensor:
     dtype = torch.float32 if masks1.shape[-1] <= EXACT_FLOAT32_SUM else torch.float64
-    a, b = masks1.ne(0).to(dtype), masks2.ne(0).to(dtype)
+    a, b = masks1.to(torch.bool).to(dtype), masks2.to(torch.bool).to(dtype)    # nonzero -> 1
     inter = torch.bmm(a, b.transpose(1, 2))
     return _divide(inter, a.sum(-1), b.sum(-1), iscrowd)
 
