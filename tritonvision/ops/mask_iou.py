@@ -5,8 +5,7 @@ masks [B, N, P] x [B, M, P] -> [B, N, M] float32 (mask NMS reuses the batch axis
 
 * CUDA (and kernel-test mode): kernels/mask_iou.py -- pack the masks 32 pixels per int32
   word, then popcounts of AND words per pair (exact integer counts);
-* CPU: one batched float matmul of the 0/1 masks (float32 while P <= 2**24, where every
-  partial sum is an exact integer; float64 above).
+* CPU: an int8 matmul of the 0/1 masks per image (``torch._int_mm``, exact int32 counts).
 
 Both divide the exact counts in float64 and round once to float32, so they agree bit for
 bit with each other and with pycocotools' double IoU rounded to float32. IoU is 0 when
@@ -27,8 +26,6 @@ from ._checks import check_same_device, check_tensor
 from ._op import fused_op
 
 BITS_PER_WORD = 32
-EXACT_FLOAT32_SUM = 2 ** 24
-"""Pixels per mask up to which a float32 matmul counts the intersection exactly."""
 
 
 def _divide(inter: Tensor, area1: Tensor, area2: Tensor, iscrowd: Optional[Tensor]) -> Tensor:
@@ -41,9 +38,14 @@ def _divide(inter: Tensor, area1: Tensor, area2: Tensor, iscrowd: Optional[Tenso
 
 
 def _mask_iou_torch(masks1: Tensor, masks2: Tensor, iscrowd: Optional[Tensor]) -> Tensor:
-    dtype = torch.float32 if masks1.shape[-1] <= EXACT_FLOAT32_SUM else torch.float64
-    a, b = masks1.to(torch.bool).to(dtype), masks2.to(torch.bool).to(dtype)    # nonzero -> 1
-    inter = torch.bmm(a, b.transpose(1, 2))
+    # int8 x int8 -> int32 matmul (exact counts): bool masks are 0/1 bytes already, so no
+    # conversion pass. 100 x 100 masks of 512^2 on the 2-core Xeon (AMX): 22.5 ms, against
+    # 85 ms for the float32 matmul of the same masks, whose bool -> float pass costs more.
+    a, b = masks1.to(torch.bool).view(torch.int8), masks2.to(torch.bool).view(torch.int8)  # nonzero -> 1
+    if a.shape[-1] == 1:  # torch 2.14's CPU _int_mm returns garbage for an inner size of 1
+        a, b = torch.nn.functional.pad(a, (0, 1)), torch.nn.functional.pad(b, (0, 1))
+    inter = torch.stack([torch._int_mm(a[g], b[g].T) for g in range(a.shape[0])]) if a.shape[0] \
+        else a.new_zeros((0, a.shape[1], b.shape[1]), dtype=torch.int32)
     return _divide(inter, a.sum(-1), b.sum(-1), iscrowd)
 
 
