@@ -1,5 +1,5 @@
 """tritonvision: Triton kernels for CNN object detection and semantic segmentation."""
-from . import ops
+from . import masks, ops
 
-__all__ = ["ops"]
+__all__ = ["masks", "ops"]
 __version__ = "0.1.0"

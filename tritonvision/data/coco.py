@@ -72,7 +72,8 @@ class CocoDetection(Dataset):
         transforms: optional ``transforms(image, target) -> (image, target)``.
         skip_crowd: drop ``iscrowd = 1`` annotations (default keeps them, flagged).
         masks: also give a semantic ``mask`` built from each annotation's ``segmentation``
-            (polygons: pixels whose centre is inside; RLE: decoded as is). Objects are
+            (polygons rasterised as pycocotools' ``annToMask``, bit for bit; RLE decoded,
+            see :mod:`tritonvision.masks`). Objects are
             painted largest first so smaller ones stay visible on top, with ``1 + label``;
             crowd regions not covered by an object become 255 (void). Every annotation
             must then have a ``segmentation``.

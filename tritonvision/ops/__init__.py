@@ -8,6 +8,8 @@ from .deconv import deconv_concat, deconv_skip
 from .box_iou import (box_iou, box_iou_threshold, box_overlap, complete_box_iou, distance_box_iou,
                       generalized_box_iou, unpack_bitmask)
 from .nms import batched_nms, batched_nms_padded, nms
+from .mask_iou import mask_iou
+from .mask_nms import batched_mask_nms_padded, mask_nms, matrix_nms
 
 __all__ = [
     "reference", "is_reference",
@@ -17,4 +19,5 @@ __all__ = [
     "box_area", "box_convert", "box_iou", "box_iou_threshold", "box_overlap", "complete_box_iou",
     "distance_box_iou", "generalized_box_iou", "unpack_bitmask",
     "nms", "batched_nms", "batched_nms_padded",
+    "mask_iou", "matrix_nms", "mask_nms", "batched_mask_nms_padded",
 ]

@@ -186,14 +186,21 @@ def _scan_triton(boxes: Tensor, removed: Tensor, seg_end: Tensor | None, iou_thr
     launches: the IoU bitmask (box_iou_threshold_kernel, upper triangle) and
     nms_scan_kernel. No host sync. Memory: the bitmask, B * M * ceil(M / 32) * 4 bytes.
     """
+    mask = threshold_triton(boxes, boxes, iou_threshold, upper=True)
+    if iou_threshold < 0 and mask.numel():
+        mask &= ~_empty_union_words(boxes)
+    return scan_bitmask_triton(mask, removed, seg_end)
+
+
+def scan_bitmask_triton(mask: Tensor, removed: Tensor, seg_end: Tensor | None = None) -> Tensor:
+    """Greedy NMS keep flags [B, M] bool from an upper-triangle suppression bitmask
+    [B, M, ceil(M / 32)] int32 of score-sorted items (nms_scan_kernel; any IoU: boxes,
+    masks). removed and seg_end as in _scan_triton. No host sync."""
     batch, m = removed.shape
-    keep = torch.zeros((batch, m), dtype=torch.int8, device=boxes.device)
+    keep = torch.zeros((batch, m), dtype=torch.int8, device=removed.device)
     if batch == 0 or m == 0:
         return keep.bool()
     words = triton.cdiv(m, BITS_PER_WORD)
-    mask = threshold_triton(boxes, boxes, iou_threshold, upper=True)
-    if iou_threshold < 0:
-        mask &= ~_empty_union_words(boxes)
     removed_words = pack_bits(removed, fill=True)
     segmented = seg_end is not None
     seg_end = seg_end.to(torch.int32).contiguous() if segmented else removed_words
