@@ -46,6 +46,7 @@ from tritonvision.kernels import deconv as kernels
 
 from ._checks import check_float, check_same_device
 from ._dtypes import tl_compute_dtype
+from ._launch import multiprocessor_count
 from ._op import KERNEL_TEST_MODE, fused_op
 
 ACTIVATIONS = ("none", "relu")
@@ -249,7 +250,7 @@ def _backward_triton(grad: Tensor, x: Tensor, weight: Tensor, stride: int, paddi
         warps = 4 if small or block_m * block_n < 128 * 128 else 8
         npix = b * h * w
         tiles = triton.cdiv(cin, block_m) * triton.cdiv(cout, block_n) * k * k
-        target = 4 if small else 4 * torch.cuda.get_device_properties(x.device).multi_processor_count
+        target = 4 if small else 4 * multiprocessor_count(x.device)
         split = max(1, min(triton.cdiv(target, tiles), triton.cdiv(npix, 4 * block_p)))
         chunk = triton.cdiv(triton.cdiv(npix, split), block_p) * block_p
         split = triton.cdiv(npix, chunk)
