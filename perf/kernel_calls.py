@@ -213,8 +213,8 @@ def _deconv_call(dtype_name: str, cin: int, cout: int, kernel: int, stride: int,
 def deconv_calls() -> list[KernelCall]:
     calls = []
     for dtype in ("fp16", "bf16", "fp32"):
-        # one C_out per n-tile class (32, 64, 128), then the other kernel sizes
-        calls += [_deconv_call(dtype, 37, cout, 2, 2) for cout in (29, 45, 133)]
+        # every (C_in, C_out) tile class (<= 32, more), then the other kernel sizes
+        calls += [_deconv_call(dtype, cin, cout, 2, 2) for cin, cout in ((37, 29), (37, 45), (19, 133))]
         calls += [_deconv_call(dtype, 70, 21, 3, 2), _deconv_call(dtype, 133, 45, 4, 2),
                   _deconv_call(dtype, 19, 7, 16, 8, size=(3, 2))]
     calls += [_deconv_call("fp32", 37, 45, 2, 2, tf32=False), _deconv_call("fp32", 37, 29, 4, 2, tf32=False),

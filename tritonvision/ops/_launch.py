@@ -33,3 +33,11 @@ def multiprocessor_count(device: torch.device) -> int:
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).multi_processor_count
     return SM90_MULTIPROCESSORS
+
+
+def needs_int64(*tensors: torch.Tensor) -> bool:
+    """True when some element offset of ``tensors`` reaches 2**31: kernels then index in int64
+    (their INT64 / WIDE constexpr); int32 offsets otherwise, which cost half the registers."""
+    return any(t.numel() >= 2 ** 31 - 1
+               or sum((size - 1) * abs(stride) for size, stride in zip(t.shape, t.stride())) >= 2 ** 31 - 1
+               for t in tensors)
