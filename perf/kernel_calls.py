@@ -245,9 +245,9 @@ def _upsample_call(dtype_name: str, channels: int, size: tuple[int, int], scale:
 
 def upsample_calls() -> list[KernelCall]:
     calls = [_upsample_call(dtype, 3, (5, 7), 2) for dtype in FLOATS]
-    calls += [_upsample_call("fp32", 5, (3, 601), 2), _upsample_call("fp32", 37, (5, 7), 2, channels_last=True),
+    calls += [_upsample_call("fp32", 2, (2, 521), 2), _upsample_call("fp32", 37, (5, 7), 2, channels_last=True),
               _upsample_call("fp16", 70, (3, 5), 2, channels_last=True)]
-    return calls + [_upsample_call(dtype, 3, (3, 5), 8) for dtype in ("fp32", "fp64")]
+    return calls + [_upsample_call(dtype, 2, (2, 3), 8) for dtype in ("fp32", "fp64")]
 
 
 CALLS: list[KernelCall] = (box_iou_calls() + nms_calls() + dice_ce_calls() + confusion_matrix_calls()

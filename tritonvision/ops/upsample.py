@@ -110,9 +110,8 @@ def _backward_triton(grad: Tensor, in_h: int, in_w: int) -> Tensor:
     block_c, block_x = _tiles(c, in_w, _channels_last(grad_x))
     grid = (n * in_h, triton.cdiv(in_w, block_x), triton.cdiv(c, block_c))
     kernels.upsample_bilinear_backward_kernel[grid](
-        grad, grad_x, c, in_h, in_w, H, W, *grad.stride(), *grad_x.stride(),
-        COMPUTE=tl_compute_dtype(grad.dtype), STEPS_Y=steps_y, STEPS_X=steps_x,
-        WIDE=needs_int64(grad, grad_x), BLOCK_C=block_c, BLOCK_X=block_x)
+        grad, grad_x, c, in_h, in_w, H, W, *grad.stride(), *grad_x.stride(), steps_y, steps_x,
+        COMPUTE=tl_compute_dtype(grad.dtype), WIDE=needs_int64(grad, grad_x), BLOCK_C=block_c, BLOCK_X=block_x)
     return grad_x
 
 
