@@ -16,15 +16,24 @@ every phase has one tap and the whole op is the per-pixel product
 [B*H*W, CIN] x [CIN, COUT*K*K] with non-overlapping outputs.
 
 Every kernel takes explicit element strides, so contiguous and channels-last tensors
-(and channel slices of a concat buffer) are read and written in place. Offsets are int32
-unless INT64 (the host sets it when some tensor spans 2**31 elements or more): 64-bit
-[BLOCK_M, BLOCK_N] offset tiles and 64-bit divisions cost registers the tiles need.
+(and channel slices of a concat buffer) are read and written in place. Pixel indices are
+int32 (the host runs these kernels only for fewer than 2**31 pixels per tensor), and so are
+element offsets unless INT64 (set by the host when some tensor spans 2**31 elements or more):
+64-bit [BLOCK_M, BLOCK_N] offset tiles and 64-bit divisions cost registers the tiles need.
 Addresses are built from row and column offset vectors at each load and store.
 Accumulation is float32; DOT_FP32 casts the operands to float32 before tl.dot (used in
 Triton's interpreter, where bf16 dots are wrong).
 """
 import triton
 import triton.language as tl
+
+
+@triton.jit
+def _wide(index, INT64: tl.constexpr):
+    """``index`` as int64 with INT64 (before it multiplies a stride), else unchanged."""
+    if INT64:
+        index = index.to(tl.int64)
+    return index
 
 
 @triton.jit
@@ -73,7 +82,7 @@ def deconv_phase_kernel(
     base_h = (oh0 + P - rh) // S
     base_w = (ow0 + P - rw) // S
 
-    offs_m = _offsets(pid_m, BLOCK_M, INT64)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     qj = offs_m % QW
     qi = (offs_m // QW) % QH
     b = offs_m // (QW * QH)
@@ -93,14 +102,14 @@ def deconv_phase_kernel(
             if (kh < K) & (kw < K):
                 # input pixel feeding this tap for each output pixel of the tile
                 in_row = in_m & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-                x_row = b * sxb + ih * sxh + iw * sxw
+                x_row = _wide(b, INT64) * sxb + _wide(ih, INT64) * sxh + _wide(iw, INT64) * sxw
                 w_tap = w_ptr + kh * swh + kw * sww
                 for c0 in range(0, CIN, BLOCK_K):
                     offs_k = c0 + tl.arange(0, BLOCK_K)
                     in_k = offs_k < CIN
-                    a = tl.load(x_ptr + (x_row[:, None] + offs_k[None, :] * sxc),
+                    a = tl.load(x_ptr + (x_row[:, None] + _wide(offs_k, INT64)[None, :] * sxc),
                                 mask=in_row[:, None] & in_k[None, :], other=0.0)
-                    wt = tl.load(w_tap + (offs_k[:, None] * swi + offs_n[None, :] * swo),
+                    wt = tl.load(w_tap + (_wide(offs_k, INT64)[:, None] * swi + _wide(offs_n, INT64)[None, :] * swo),
                                  mask=in_k[:, None] & in_n[None, :], other=0.0)
                     if DOT_FP32:
                         a = a.to(tl.float32)
@@ -112,12 +121,14 @@ def deconv_phase_kernel(
         acc += tl.load(bias_ptr + offs_n, mask=in_n, other=0.0).to(tl.float32)[None, :]
     in_out = in_m[:, None] & in_n[None, :]
     if HAS_SKIP:
-        s_row = b * ssb + oh * ssh + ow * ssw
-        acc += tl.load(skip_ptr + (s_row[:, None] + offs_n[None, :] * ssc), mask=in_out, other=0.0).to(tl.float32)
+        s_row = _wide(b, INT64) * ssb + _wide(oh, INT64) * ssh + _wide(ow, INT64) * ssw
+        s_col = _wide(offs_n, INT64) * ssc
+        acc += tl.load(skip_ptr + (s_row[:, None] + s_col[None, :]), mask=in_out, other=0.0).to(tl.float32)
     if RELU:
         acc = tl.maximum(acc, 0.0)
-    o_row = b * sob + oh * soh + ow * sow
-    tl.store(out_ptr + (o_row[:, None] + offs_n[None, :] * soc), acc.to(out_ptr.dtype.element_ty), mask=in_out)
+    o_row = _wide(b, INT64) * sob + _wide(oh, INT64) * soh + _wide(ow, INT64) * sow
+    o_col = _wide(offs_n, INT64) * soc
+    tl.store(out_ptr + (o_row[:, None] + o_col[None, :]), acc.to(out_ptr.dtype.element_ty), mask=in_out)
 
 
 @triton.jit
@@ -135,7 +146,7 @@ def deconv_grad_input_kernel(
     grad_out element is read once per n-tile. Program (m-tile, n-tile) owns BLOCK_M
     input pixels x BLOCK_N input channels.
     """
-    offs_m = _offsets(tl.program_id(0), BLOCK_M, INT64)
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     w_i = offs_m % W
     h_i = (offs_m // W) % H
     b = offs_m // (W * H)
@@ -149,22 +160,22 @@ def deconv_grad_input_kernel(
         for kw in range(K):
             ow = w_i * S - P + kw
             in_row = in_m & (oh >= 0) & (oh < HOUT) & (ow >= 0) & (ow < WOUT)
-            g_row = b * sgb + oh * sgh + ow * sgw
+            g_row = _wide(b, INT64) * sgb + _wide(oh, INT64) * sgh + _wide(ow, INT64) * sgw
             w_tap = w_ptr + kh * swh + kw * sww
             for c0 in range(0, COUT, BLOCK_K):
                 offs_k = c0 + tl.arange(0, BLOCK_K)
                 in_k = offs_k < COUT
-                a = tl.load(g_ptr + (g_row[:, None] + offs_k[None, :] * sgc),
+                a = tl.load(g_ptr + (g_row[:, None] + _wide(offs_k, INT64)[None, :] * sgc),
                             mask=in_row[:, None] & in_k[None, :], other=0.0)
-                wt = tl.load(w_tap + (offs_k[:, None] * swo + offs_n[None, :] * swi),
+                wt = tl.load(w_tap + (_wide(offs_k, INT64)[:, None] * swo + _wide(offs_n, INT64)[None, :] * swi),
                              mask=in_k[:, None] & in_n[None, :], other=0.0)
                 if DOT_FP32:
                     a = a.to(tl.float32)
                     wt = wt.to(tl.float32)
                 acc = tl.dot(a, wt, acc, input_precision=PRECISION)
 
-    gx_row = b * sxb + h_i * sxh + w_i * sxw
-    tl.store(gx_ptr + (gx_row[:, None] + offs_n[None, :] * sxc), acc.to(gx_ptr.dtype.element_ty),
+    gx_row = _wide(b, INT64) * sxb + _wide(h_i, INT64) * sxh + _wide(w_i, INT64) * sxw
+    tl.store(gx_ptr + (gx_row[:, None] + _wide(offs_n, INT64)[None, :] * sxc), acc.to(gx_ptr.dtype.element_ty),
              mask=in_m[:, None] & in_n[None, :])
 
 
@@ -193,12 +204,8 @@ def deconv_grad_weight_kernel(
     split = z % SPLIT
     kh = tap // K
     kw = tap % K
-    if INT64:
-        npix = tl.cast(B, tl.int64) * H * W
-        start = split.to(tl.int64) * CHUNK
-    else:
-        npix = B * H * W
-        start = split * CHUNK
+    npix = B * H * W
+    start = split * CHUNK
     end = tl.minimum(start + CHUNK, npix)
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
@@ -211,10 +218,12 @@ def deconv_grad_weight_kernel(
         oh = h_i * S - P + kh
         ow = w_i * S - P + kw
         hit = in_p & (oh >= 0) & (oh < HOUT) & (ow >= 0) & (ow < WOUT)
-        x_col = b * sxb + h_i * sxh + w_i * sxw
-        g_row = b * sgb + oh * sgh + ow * sgw
-        xa = tl.load(x_ptr + (offs_m[:, None] * sxc + x_col[None, :]), mask=in_m[:, None] & in_p[None, :], other=0.0)
-        gb = tl.load(g_ptr + (g_row[:, None] + offs_n[None, :] * sgc), mask=hit[:, None] & in_n[None, :], other=0.0)
+        x_col = _wide(b, INT64) * sxb + _wide(h_i, INT64) * sxh + _wide(w_i, INT64) * sxw
+        g_row = _wide(b, INT64) * sgb + _wide(oh, INT64) * sgh + _wide(ow, INT64) * sgw
+        xa = tl.load(x_ptr + (_wide(offs_m, INT64)[:, None] * sxc + x_col[None, :]),
+                     mask=in_m[:, None] & in_p[None, :], other=0.0)
+        gb = tl.load(g_ptr + (g_row[:, None] + _wide(offs_n, INT64)[None, :] * sgc),
+                     mask=hit[:, None] & in_n[None, :], other=0.0)
         if DOT_FP32:
             xa = xa.to(tl.float32)
             gb = gb.to(tl.float32)

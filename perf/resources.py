@@ -16,15 +16,17 @@
 3. **report** -- theoretical resident warps per SM (see :func:`occupancy`) and
    ``perf/results/sm90-static/resources.json`` + ``resources.md``.
 
-The only concessions to the missing GPU are in the ops' shared launch helpers
-(``tritonvision/ops/_launch.py``: an H100/H200's 132 SMs when a launcher sizes its grid by
-the SM count). ``--out DIR`` writes elsewhere (the tests use a temporary directory);
+The concessions to the missing GPU: the ops' shared launch helpers give an H100/H200's 132
+SMs when a launcher sizes its grid by the SM count (``tritonvision/ops/_launch.py``), and
+the 64-bit-offset variants (tensors of 2**31+ elements, which cannot be allocated here) are
+recorded by re-running a few calls with ``needs_int64`` forced (``INT64_CALLS``). ``--out DIR`` writes elsewhere (the tests use a temporary directory);
 ``--only TEXT`` keeps the calls whose name contains TEXT.
 """
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import multiprocessing
 import os
@@ -81,7 +83,8 @@ def _launch_key(launch: dict) -> str:
 
 def record(call_names: list[str]) -> list[dict]:
     """Run the named kernel calls on CPU tensors through the ops' GPU launchers; their distinct
-    launches as JSON-able dicts (kernel, signature, constexprs, attrs, launch options, call).
+    launches as JSON-able dicts (kernel, signature, constexprs, attrs, launch options, calls).
+    A name prefixed ``int64:`` runs its call with 64-bit offsets forced (see INT64_CALLS).
 
     Patches Triton and the op registrations for good (the interpreter leaves triton.language
     patched): run it in a process of its own (:func:`record_in_processes`).
@@ -127,11 +130,34 @@ def record(call_names: list[str]) -> list[dict]:
     JITFunction.__call__ = lambda self, *args, **kwargs: interpreter_of(self)(*args, **kwargs)
     for fused in REGISTERED.values():
         fused.op.register_kernel("cpu", fused.triton_impl)
-    for call in CALLS:
-        if call.name in call_names:
-            current[0] = call.name
-            call.run(torch.device("cpu"))
+    by_name = {call.name: call for call in CALLS}
+    for name in call_names:
+        current[0] = name
+        with _int64_offsets(name.startswith(INT64_PREFIX)):
+            by_name[name.removeprefix(INT64_PREFIX)].run(torch.device("cpu"))
     return list(launches.values())
+
+
+INT64_PREFIX = "int64:"
+INT64_CALLS = ("deconv/k2s2/cin37/cout45/", "deconv/k3s2/cin70/cout21/fp32", "box_overlap/ciou/pairwise/fp",
+               "box_overlap/iou/pairwise/fp32", "upsample_bilinear_add/x2/C=3/5x7/fp")
+"""Calls recorded a second time as if their tensors spanned 2**31 elements (``needs_int64`` forced
+true in the ops): the recorder cannot allocate such tensors, but their launches are real too."""
+
+
+@contextlib.contextmanager
+def _int64_offsets(forced: bool):
+    """Every op module's ``needs_int64`` answers True while ``forced``."""
+    modules = [m for name, m in sys.modules.items() if name.startswith("tritonvision.ops.") and
+               hasattr(m, "needs_int64")] if forced else []
+    saved = [m.needs_int64 for m in modules]
+    for module in modules:
+        module.needs_int64 = lambda *tensors: True
+    try:
+        yield
+    finally:
+        for module, original in zip(modules, saved):
+            module.needs_int64 = original
 
 
 def record_in_processes(call_names: list[str], jobs: int) -> list[dict]:
@@ -313,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     from perf.kernel_calls import CALLS
 
     started = time.perf_counter()
-    launches = record_in_processes([call.name for call in CALLS if args.only in call.name], args.jobs)
+    names = [call.name for call in CALLS if args.only in call.name]
+    names += [INT64_PREFIX + name for name in names if any(name.startswith(prefix) for prefix in INT64_CALLS)]
+    launches = record_in_processes(names, args.jobs)
     recorded = time.perf_counter()
     rows = sorted(compile_all(launches, args.jobs), key=_sort_key)
     header = dict(triton=triton.__version__, ptxas=get_ptxas(CAPABILITY).version.strip().splitlines()[-1],

@@ -13,7 +13,9 @@ from conftest import KERNEL_TEST_MODE
 pytestmark = pytest.mark.skipif(KERNEL_TEST_MODE, reason="compiles for the GPU; needs the real Triton compiler")
 
 MIN_WARPS_MEMORY_BOUND = 16
-MAX_COMPILE_SECONDS = 10.0
+MAX_COMPILE_SECONDS = 20.0
+"""Per kernel configuration: the goal is ~10 s; the bound leaves room for a loaded CI machine and
+still catches unrolling that grows with an argument (50 s at scale 8, minutes at scale 32)."""
 
 
 def _describe(row: dict) -> str:

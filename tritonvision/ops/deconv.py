@@ -77,6 +77,11 @@ def triton_gemm_supported(dtype: torch.dtype, kernel_size: int, stride: int) -> 
     return dtype in TRITON_DTYPES and stride >= 2 and kernel_size <= 2 * stride
 
 
+def _pixels_fit_int32(*tensors: Tensor) -> bool:
+    """The GEMM kernels index pixels (B * H * W of each [B, C, H, W] tensor) in int32."""
+    return all(t.shape[0] * t.shape[2] * t.shape[3] < 2 ** 31 for t in tensors)
+
+
 # ----------------------------------------------------------------------------- launch configuration
 # The launch configuration of every kernel below, read by its launcher (and, through the
 # launchers, by perf/resources.py and the compile-for-GPU test). Chosen for zero register spills
@@ -88,20 +93,20 @@ def _stages(dtype: torch.dtype) -> int:
     return 3 if dtype.itemsize < 4 else 2
 
 
-def gemm_config(channels: int, dtype: torch.dtype, ieee: bool) -> LaunchConfig:
+def gemm_config(channels: int, dtype: torch.dtype, ieee: bool, int64: bool) -> LaunchConfig:
     """Phase (forward) and grad_x implicit-GEMM tiles: BLOCK_M pixels x BLOCK_N channels (of
-    ``channels``), BLOCK_K reduction channels per step, on 8 warps (two warp groups, 64 rows
-    each). 128 x 128 tiles, or these on 4 warps, spill (the row offsets, masks and epilogue
-    addresses per thread). ``ieee`` float32 dots run on the FMA units with both operands in
-    registers: half the reduction step."""
-    tiles = dict(BLOCK_M=128, BLOCK_N=32 if channels <= 32 else 64, BLOCK_K=16 if ieee else 32)
+    ``channels``), BLOCK_K reduction channels per step, on 8 warps (two warp groups). 128 x 128
+    tiles, or these on 4 warps, spill (the row offsets, masks and epilogue addresses per
+    thread). ``ieee`` float32 dots run on the FMA units with both operands in registers: half
+    the reduction step; 64-bit offsets (``int64``, tensors of 2**31+ elements): half the rows."""
+    tiles = dict(BLOCK_M=64 if int64 else 128, BLOCK_N=32 if channels <= 32 else 64, BLOCK_K=16 if ieee else 32)
     return LaunchConfig(tiles, num_warps=8, num_stages=_stages(dtype))
 
 
 def grad_weight_config(cin: int, cout: int, dtype: torch.dtype) -> LaunchConfig:
     """grad_weight tiles: BLOCK_M input x BLOCK_N output channels, BLOCK_P pixels per reduction step."""
-    block_m, block_n = (32 if cin <= 32 else 64), (32 if cout <= 32 else 64)
-    return LaunchConfig(dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_P=32), num_warps=4, num_stages=_stages(dtype))
+    tiles = dict(BLOCK_M=32 if cin <= 32 else 64, BLOCK_N=32 if cout <= 32 else 64, BLOCK_P=32)
+    return LaunchConfig(tiles, num_warps=4, num_stages=_stages(dtype))
 
 
 ADD_ACT = LaunchConfig(dict(BLOCK=1024), num_warps=4)
@@ -122,8 +127,9 @@ def _launch_phase(x: Tensor, weight: Tensor, bias: Optional[Tensor], skip: Optio
     hout, wout = out.shape[2], out.shape[3]
     qh, qw = triton.cdiv(hout, stride), triton.cdiv(wout, stride)
     dot = _dot_args(x.dtype)
-    config = gemm_config(cout, x.dtype, dot["PRECISION"] == "ieee")
     sk = skip if skip is not None else out
+    int64 = needs_int64(x, weight, sk, out)
+    config = gemm_config(cout, x.dtype, dot["PRECISION"] == "ieee", int64)
     n_tiles = triton.cdiv(cout, config.tiles["BLOCK_N"])
     grid = (triton.cdiv(b * qh * qw, config.tiles["BLOCK_M"]) * n_tiles * stride * stride,)
     kernels.deconv_phase_kernel[grid](
@@ -132,7 +138,7 @@ def _launch_phase(x: Tensor, weight: Tensor, bias: Optional[Tensor], skip: Optio
         *x.stride(), *weight.stride(), *sk.stride(), *out.stride(),
         S=stride, K=k, P=padding, TAPS=triton.cdiv(k, stride),
         HAS_BIAS=bias is not None, HAS_SKIP=skip is not None, RELU=relu, **dot,
-        INT64=needs_int64(x, weight, sk, out), **config.kwargs)
+        INT64=int64, **config.kwargs)
 
 
 def _launch_add_act(y: Tensor, skip: Optional[Tensor], out: Tensor, relu: bool) -> None:
@@ -156,7 +162,7 @@ def _forward_into(x: Tensor, weight: Tensor, bias: Optional[Tensor], skip: Optio
     if out.numel() == 0:
         return
     weight, bias = _like_x(x, weight, bias)
-    if triton_gemm_supported(x.dtype, weight.shape[2], stride):
+    if triton_gemm_supported(x.dtype, weight.shape[2], stride) and _pixels_fit_int32(x, out):
         _launch_phase(x, weight, bias, skip, out, stride, padding, relu)
     else:
         y = F.conv_transpose2d(x, weight, bias, stride, padding, output_padding)
@@ -243,7 +249,8 @@ def _backward_torch(grad: Tensor, x: Tensor, weight: Tensor, stride: int, paddin
 def _backward_triton(grad: Tensor, x: Tensor, weight: Tensor, stride: int, padding: int, output_padding: int,
                      need_input: bool, need_weight: bool) -> tuple[Tensor, Tensor]:
     k = weight.shape[2]
-    if not triton_gemm_supported(x.dtype, k, stride) or not grad.dtype == weight.dtype == x.dtype:
+    if not (triton_gemm_supported(x.dtype, k, stride) and grad.dtype == weight.dtype == x.dtype
+            and _pixels_fit_int32(x, grad)):
         return _backward_torch(grad, x, weight, stride, padding, output_padding, need_input, need_weight)
     b, cin, h, w = x.shape
     cout, hout, wout = weight.shape[1], grad.shape[2], grad.shape[3]
@@ -254,12 +261,13 @@ def _backward_triton(grad: Tensor, x: Tensor, weight: Tensor, stride: int, paddi
         return grad_x.zero_(), grad_w
     dot = _dot_args(x.dtype)
     if need_input:
-        config = gemm_config(cin, x.dtype, dot["PRECISION"] == "ieee")
+        int64 = needs_int64(grad, weight, grad_x)
+        config = gemm_config(cin, x.dtype, dot["PRECISION"] == "ieee", int64)
         grid = (triton.cdiv(b * h * w, config.tiles["BLOCK_M"]), triton.cdiv(cin, config.tiles["BLOCK_N"]))
         kernels.deconv_grad_input_kernel[grid](
             grad, weight, grad_x, b, cin, h, w, cout, hout, wout,
             *grad.stride(), *weight.stride(), *grad_x.stride(),
-            S=stride, K=k, P=padding, **dot, INT64=needs_int64(grad, weight, grad_x), **config.kwargs)
+            S=stride, K=k, P=padding, **dot, INT64=int64, **config.kwargs)
     if need_weight:
         config = grad_weight_config(cin, cout, x.dtype)
         block_m, block_n, block_p = config.tiles["BLOCK_M"], config.tiles["BLOCK_N"], config.tiles["BLOCK_P"]
