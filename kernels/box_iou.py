@@ -144,7 +144,7 @@ def aligned_box_overlap_kernel(a_ptr, b_ptr, out_ptr, N, eps,
 
 
 @triton.jit
-def box_iou_threshold_kernel(a_ptr, b_ptr, mask_ptr, N, M, n_words, threshold,
+def box_iou_threshold_kernel(a_ptr, b_ptr, mask_ptr, N, M, n_words, threshold_ptr,
                              UPPER: tl.constexpr, COMPUTE: tl.constexpr,
                              BLOCK_N: tl.constexpr, BLOCK_WORDS: tl.constexpr):
     """Bitmask of IoU(a[i], b[j]) > threshold, 32 pairs per int32 word, batched.
@@ -152,7 +152,9 @@ def box_iou_threshold_kernel(a_ptr, b_ptr, mask_ptr, N, M, n_words, threshold,
     a is [B, N, 4], b is [B, M, 4], mask is [B, N, n_words] int32 with
     n_words = ceil(M / 32): bit k of mask[g, i, w] is pair (i, 32 * w + k) of
     batch g. With UPPER, only pairs j > i are set (the rows NMS needs over
-    score-sorted boxes). Program (i-block, word-block, g) computes a
+    score-sorted boxes). The threshold is read from a one-element tensor of the
+    COMPUTE dtype (a Python float argument would reach the kernel as float32,
+    too coarse for float64 IoUs). Program (i-block, word-block, g) computes a
     BLOCK_N x (32 * BLOCK_WORDS) tile. Reads 16 bytes per box per tile, writes
     1 bit per pair: 32x less store traffic than the IoU matrix, so it is bound
     by the IoU arithmetic rather than by memory.
@@ -167,6 +169,7 @@ def box_iou_threshold_kernel(a_ptr, b_ptr, mask_ptr, N, M, n_words, threshold,
     bx1, by1, bx2, by2 = _load_box(b_ptr + g * M * 4, offs_m, in_m, COMPUTE)
     iou = box_overlap(ax1[:, None, None], ay1[:, None, None], ax2[:, None, None], ay2[:, None, None],
                       bx1[None, :, :], by1[None, :, :], bx2[None, :, :], by2[None, :, :], 0, 0.0)
+    threshold = tl.load(threshold_ptr)
     hit = (iou > threshold) & in_m[None, :, :]
     if UPPER:
         hit = hit & (offs_m[None, :, :] > offs_n[:, None, None])

@@ -50,7 +50,6 @@ from typing import Any, Callable, Iterable
 import torch
 
 from perf.harness import BenchCase
-from tritonvision.commands.bench import add_arguments
 
 PERF_DIR = Path(__file__).resolve().parent
 CASES_DIR = PERF_DIR / "cases"
@@ -350,20 +349,44 @@ def _versions() -> dict:
 
 def run_benchmarks(cases: list[BenchCase], device: torch.device, size: str, *, n_sets: int = 3,
                    min_time: float = 0.05, skip_baselines: Iterable[str] = (),
+                   only_baselines: Iterable[str] | None = None, family_budget: float | None = None,
                    roofline: dict | None = None, command: str = "", note: str = "",
                    failures: Iterable[Failure] = (), progress: Callable[[str], None] | None = None,
-                   ) -> dict:
-    """Time every case and return the report (what the JSON file holds)."""
+                   checkpoint: Callable[[dict], None] | None = None) -> dict:
+    """Time every case and return the report (what the JSON file holds).
+
+    ``only_baselines`` (when given) keeps just those baselines; ``family_budget`` seconds
+    stops starting new cases of a family once its cases have run that long (the rest are
+    reported as not timed); ``checkpoint(report)`` is called after every case with the
+    report so far, so that a run killed part-way keeps what it measured.
+    """
     roofline = roofline if roofline is not None else measure_roofline(device)
+    skip = set(skip_baselines)
+    if only_baselines is not None:
+        keep = set(only_baselines)
+        skip |= {name for case in cases for name in case.baselines if name not in keep}
     all_failures = list(failures)
-    rows = []
+    rows: list[dict] = []
+    family_started: dict[str, float] = {}
     for case in cases:
+        started = family_started.setdefault(case.family, time.perf_counter())
+        if family_budget is not None and time.perf_counter() - started > family_budget:
+            all_failures.append(Failure(case.family, "budget", f"{case.name} {case.shape} {case.dtype}",
+                                        f"not timed: the family's {family_budget:g} s budget was spent"))
+            continue
         if progress:
             progress(f"{case.family}:{case.name} {case.shape} {case.dtype}")
         row, case_failures = run_case(case, device, roofline, n_sets=n_sets, min_time=min_time,
-                                      skip_baselines=skip_baselines)
+                                      skip_baselines=skip)
         rows.append(row)
         all_failures.extend(case_failures)
+        if checkpoint:
+            checkpoint(_report(rows, all_failures, device, size, n_sets, min_time, roofline, command, note))
+    return _report(rows, all_failures, device, size, n_sets, min_time, roofline, command, note)
+
+
+def _report(rows: list[dict], failures: list[Failure], device: torch.device, size: str, n_sets: int,
+            min_time: float, roofline: dict, command: str, note: str) -> dict:
     if device.type == "cuda":
         method = (f"triton.testing.do_bench median (warm-up 25 ms, rep 100 ms, L2 flushed), "
                   f"{n_sets} rotating input sets")
@@ -384,8 +407,8 @@ def run_benchmarks(cases: list[BenchCase], device: torch.device, size: str, *, n
         "backend": _backend(device),
         "timing": {"method": method, "n_sets": n_sets, "peak_memory": memory},
         "roofline": roofline,
-        "results": rows,
-        "errors": [f.as_dict() for f in all_failures],
+        "results": list(rows),
+        "errors": [f.as_dict() for f in failures],
     }
 
 
@@ -484,6 +507,7 @@ def describe(report: dict) -> list[str]:
 
 
 def format_errors(report: dict) -> list[str]:
+    """One line per error, and per case left untimed by a spent ``--family-budget``."""
     return [f"{e['family']}{':' + e['case'] if e['case'] else ''} [{e['stage']}] {e['error']}"
             for e in report["errors"]]
 
@@ -535,16 +559,25 @@ def save_chart(report: dict, path: Path) -> None:
         plt.close(fig)
 
 
-def save_report(report: dict, name: str, results_dir: Path = RESULTS_DIR) -> list[Path]:
-    """Write ``<results_dir>/<device-slug>/<name>.{json,md,png}``; return the paths."""
+def save_report(report: dict, name: str, results_dir: Path = RESULTS_DIR, chart: bool = True) -> list[Path]:
+    """Write ``<results_dir>/<device-slug>/<name>.{json,md}`` and, with ``chart``, ``.png``;
+    return the paths. Each file is written whole under a temporary name, then renamed."""
     folder = results_dir / report["device"]["slug"]
     folder.mkdir(parents=True, exist_ok=True)
     report = dict(report, name=name)
-    paths = [folder / f"{name}.json", folder / f"{name}.md", folder / f"{name}.png"]
-    paths[0].write_text(json.dumps(report, indent=1) + "\n")
-    paths[1].write_text(to_markdown(report))
-    save_chart(report, paths[2])
+    paths = [folder / f"{name}.json", folder / f"{name}.md"]
+    _write_atomically(paths[0], json.dumps(report, indent=1) + "\n")
+    _write_atomically(paths[1], to_markdown(report))
+    if chart:
+        paths.append(folder / f"{name}.png")
+        save_chart(report, paths[2])
     return paths
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
 
 
 def resolve_saved(name: str, device_slug: str, results_dir: Path = RESULTS_DIR) -> Path:
@@ -582,12 +615,45 @@ def compare(report: dict, saved: dict, threshold: float = 0.10) -> tuple[list[st
 
 
 # ----------------------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ops", default=None,
+                        help="comma-separated families (perf/cases/<family>.py) to run; default all")
+    parser.add_argument("--size", choices=("tiny", "small", "full"), default=None,
+                        help="'tiny' (the GPU window's dry run in the interpreter), 'small' CPU smoke "
+                             "sizes or the 'full' GPU sizes (default: full on cuda, small on cpu)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                        help="default: cuda if available, else cpu")
+    parser.add_argument("--save", metavar="NAME", default=None,
+                        help="save perf/results/<device-slug>/NAME.{json,md,png}")
+    parser.add_argument("--compare", metavar="NAME", default=None,
+                        help="compare ours with a saved run (NAME or a .json path); exit 1 when "
+                             "any case is more than --threshold slower")
+    parser.add_argument("--threshold", type=float, default=0.10,
+                        help="allowed slow-down for --compare, as a fraction (default 0.10)")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated baseline names not to time (e.g. 'compile')")
+    parser.add_argument("--baselines", default=None,
+                        help="comma-separated baseline names to time, the others skipped (default: all)")
+    parser.add_argument("--family-budget", type=float, default=None, metavar="SECONDS",
+                        help="stop starting new cases of a family after this many seconds (the rest "
+                             "are reported as not timed); with --save, results are saved after every case")
+    parser.add_argument("--n-sets", type=int, default=3, help="rotating input sets per case (default 3)")
+    parser.add_argument("--min-time", type=float, default=0.05,
+                        help="CPU: least seconds of timed calls per function (default 0.05)")
+    parser.add_argument("--note", default="", help="free text stored with the results (e.g. the machine)")
+    # the command line stored with the results when another front (tritonvision bench) runs this one
+    parser.add_argument("--command", default=None, help=argparse.SUPPRESS)
+    # for tests: another results folder, and a small (cache-resident, so flattering) roofline
+    parser.add_argument("--results-dir", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--quick-roofline", action="store_true", help=argparse.SUPPRESS)
+
+
 def command_from_args(prefix: str, args: argparse.Namespace) -> str:
     """A command line equivalent to ``args`` (when the real argv is not at hand)."""
     parts = prefix.split()
     defaults = vars(_parser(prefix).parse_args([]))
     for key, value in vars(args).items():
-        if key in defaults and value != defaults[key] and key not in ("results_dir", "quick_roofline"):
+        if key in defaults and value != defaults[key] and key not in ("results_dir", "quick_roofline", "command"):
             parts += [f"--{key.replace('_', '-')}", str(value)]
     return shlex.join(parts)
 
@@ -612,6 +678,9 @@ def run(args: argparse.Namespace, command: str | None = None,
         return 2
     if args.n_sets < 1:
         print("error: --n-sets must be >= 1", file=sys.stderr)
+        return 2
+    if args.family_budget is not None and args.family_budget <= 0:
+        print("error: --family-budget must be > 0 seconds", file=sys.stderr)
         return 2
     slug = device_description(device)["slug"]
     saved = None
@@ -639,9 +708,12 @@ def run(args: argparse.Namespace, command: str | None = None,
     skip = [s.strip() for s in args.skip.split(",") if s.strip()]
     print(f"measuring the roofline on {device} ...", file=sys.stderr, flush=True)
     roofline = measure_roofline(device, quick=args.quick_roofline)
+    only = [s.strip() for s in args.baselines.split(",") if s.strip()] if args.baselines is not None else None
+    checkpoint = (lambda partial: save_report(partial, args.save, results_dir, chart=False)) if args.save else None
     report = run_benchmarks(
         cases, device, size, roofline=roofline, n_sets=args.n_sets, min_time=args.min_time,
-        skip_baselines=skip, note=args.note, failures=failures,
+        skip_baselines=skip, only_baselines=only, family_budget=args.family_budget,
+        note=args.note, failures=failures, checkpoint=checkpoint,
         command=command if command is not None else command_from_args("python -m perf", args),
         progress=lambda text: print(f"  timing {text}", file=sys.stderr, flush=True))
     print("\n".join(describe(report)))
@@ -654,7 +726,7 @@ def run(args: argparse.Namespace, command: str | None = None,
     if args.save:
         paths = save_report(report, args.save, results_dir)
         print("\nsaved " + ", ".join(str(p) for p in paths))
-    status = 2 if errors else 0
+    status = 2 if any(e["stage"] != "budget" for e in report["errors"]) else 0
     if saved is not None:
         regressions, notes = compare(report, saved, args.threshold)
         matched = {_key(r) for r in report["results"]} & {_key(r) for r in saved["results"]}
@@ -674,4 +746,5 @@ def run(args: argparse.Namespace, command: str | None = None,
 
 def main(argv: list[str] | None = None, prog: str = "python -m perf") -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    return run(_parser(prog).parse_args(argv), command=shlex.join(prog.split() + argv))
+    args = _parser(prog).parse_args(argv)
+    return run(args, command=args.command or shlex.join(prog.split() + argv))

@@ -182,6 +182,19 @@ def test_iou_threshold_bitmask_is_strict_and_batched():
         assert torch.equal(T.unpack_bitmask(masks[g], 35), reference_bitmask(batch_a[g], batch_b[g], 0.2, False))
 
 
+@pytest.mark.kernel
+def test_iou_threshold_bitmask_compares_float64_ious_with_the_unrounded_threshold():
+    # IoU 7/10 = 0.7 exactly in float64; float32(0.7) < 0.7, so a float32 threshold would set the bit
+    a = torch.tensor([[0.0, 0, 10, 1], [0, 0, 7, 1]], dtype=torch.float64)
+    assert T.unpack_bitmask(T.box_iou_threshold(a, a, 0.7), 2).tolist() == [[True, False], [False, True]]
+    # and random integer boxes (many exact ratios) against the float64 reference at such thresholds
+    xy = torch.randint(0, 20, (150, 2)).double()
+    boxes = torch.cat([xy, xy + torch.randint(1, 12, (150, 2))], 1)
+    for t in (0.1, 0.2, 0.3, 1 / 3, 0.6, 0.7, 0.9):
+        mask = T.box_iou_threshold(boxes, boxes, t, upper=True)
+        assert torch.equal(T.unpack_bitmask(mask, 150), reference_bitmask(boxes, boxes, t, True)), t
+
+
 @pytest.mark.parametrize("variant", ["iou", "giou", "diou", "ciou"])
 def test_gradients_pass_gradcheck_in_float64(variant):
     a = random_boxes(4, torch.float64)
@@ -297,3 +310,28 @@ def test_gpu_matrix_beyond_two_to_the_31_elements():
     rows = torch.tensor([0, n // 2, n - 1])
     expected = tv.box_iou(a[rows].cpu(), a.cpu())
     torch.testing.assert_close(out[rows].cpu(), expected, rtol=1e-6, atol=1e-6)
+
+
+def _overlap_and_grads(a, b, variant, aligned, weights):
+    """box_overlap and the gradients of sum(weights * (1 - overlap)) (the box-loss form)."""
+    a, b = a.detach().requires_grad_(), b.detach().requires_grad_()
+    overlap = T.box_overlap(a, b, variant, aligned=aligned)
+    loss = ((1 - overlap.double()) * weights.to(a.device)).sum()
+    return (overlap, *torch.autograd.grad(loss, (a, b)))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+@pytest.mark.parametrize("aligned", [True, False], ids=["aligned", "pairwise"])
+def test_gpu_box_losses_and_gradients_match_float64_cpu(variant, dtype, aligned):
+    n, m = (3000, 3000) if aligned else (300, 170)
+    a, b = random_boxes(n, dtype), random_boxes(m, dtype)
+    weights = torch.rand(n) if aligned else torch.rand(n, m)
+    got = _overlap_and_grads(a.cuda(), b.cuda(), variant, aligned, weights)
+    want = _overlap_and_grads(a.double(), b.double(), variant, aligned, weights)   # same rounded boxes
+    assert got[0].dtype == dtype and got[1].dtype == dtype
+    tol = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 2e-3}[dtype]
+    for name, mine, theirs in zip(("overlap", "grad_boxes1", "grad_boxes2"), got, want):
+        scale = max(1.0, theirs.abs().max().item())
+        torch.testing.assert_close(mine.cpu().double() / scale, theirs / scale, atol=tol, rtol=tol, msg=name)

@@ -321,5 +321,92 @@ def test_open_dataset_rejects_unknown_inputs(tmp_path):
     with pytest.raises(ValueError, match="task must be"):
         open_dataset("shapes", "classify")
     (tmp_path / "x.txt").write_text("hi")
-    with pytest.raises(ValueError, match="not a COCO .json"):
+    with pytest.raises(ValueError, match="neither a COCO .json nor an Ultralytics data.yaml"):
         open_dataset(str(tmp_path / "x.txt"), "det")
+
+
+# ---------------------------------------------------------------- EXIF, data.yaml, shared splits
+def test_load_image_applies_the_exif_orientation(tmp_path):
+    from PIL import Image
+
+    from tritonvision.data import load_image
+    from tritonvision.data.images import EXIF_ORIENTATION, image_size
+
+    array = np.zeros((10, 30, 3), dtype=np.uint8)
+    array[:, :5] = 255                                      # white stripe on the left
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6                              # stored turned: shown rotated 90 deg clockwise
+    Image.fromarray(array).save(tmp_path / "phone.jpg", exif=exif, quality=100)
+    image = load_image(tmp_path / "phone.jpg")
+    assert image.shape == (3, 30, 10) and image_size(tmp_path / "phone.jpg") == (30, 10)
+    assert image[:, :5].mean() > 0.9 and image[:, -5:].mean() < 0.1   # the stripe is now on top
+
+
+def test_simple_yaml_reads_ultralytics_data_files_and_round_trips_args():
+    from tritonvision.data import simple_yaml
+
+    text = """# COCO8
+path: ../datasets/coco8  # dataset root
+train: images/train
+val: 'images/val'
+test:
+names:
+  0: person
+  1: "traffic light"
+flips: [0.5, 1e-3, true, null, 'a, b']
+"""
+    assert simple_yaml.parse(text) == {
+        "path": "../datasets/coco8", "train": "images/train", "val": "images/val", "test": None,
+        "names": {0: "person", 1: "traffic light"}, "flips": [0.5, 0.001, True, None, "a, b"]}
+    args = {"data": "shapes", "lr": 1e-5, "name": None, "amp": False, "project": "runs/x: y",
+            "seed": 0, "tag": "123", "empty": ""}
+    assert simple_yaml.parse(simple_yaml.dump(args)) == args
+    with pytest.raises(ValueError, match="f.yaml:2"):
+        simple_yaml.parse("a: 1\n  nested:\n", "f.yaml")
+    with pytest.raises(ValueError, match="f.yaml:1: .*beyond the simple YAML"):
+        simple_yaml.parse("a: {x: 1}\n", "f.yaml")
+
+
+def _yolo_split(root, split, count):
+    for i in range(count):
+        _write_png(root / "images" / split / f"{split}{i}.png", 20, 40)
+        (root / "labels" / split).mkdir(parents=True, exist_ok=True)
+        (root / "labels" / split / f"{split}{i}.txt").write_text("1 0.5 0.5 0.5 0.5\n")
+
+
+def test_open_dataset_reads_an_ultralytics_data_yaml(tmp_path):
+    from tritonvision.data import split_is_shared
+
+    root = tmp_path / "ds"
+    _yolo_split(root, "train", 3)
+    _yolo_split(root, "val", 2)
+    (tmp_path / "data.yaml").write_text("path: ds\ntrain: images/train\nval: images/val\n"
+                                        "names: [cat, dog]\n")
+    train = open_dataset(str(tmp_path / "data.yaml"), "det", "train")
+    val = open_dataset(str(tmp_path / "data.yaml"), "det", "val")
+    assert isinstance(train, YoloDetection) and (len(train), len(val)) == (3, 2)
+    assert train.classes == ("cat", "dog") and train[0][1]["labels"].tolist() == [1]
+    assert not split_is_shared(str(tmp_path / "data.yaml"), "det", "val")
+
+    (tmp_path / "train_only.yaml").write_text("path: ds\ntrain: images/train\nnames:\n  0: cat\n  1: dog\n")
+    assert split_is_shared(str(tmp_path / "train_only.yaml"), "det", "val")
+    (tmp_path / "bad.yaml").write_text("path: ds\ntrain: images/train\nnames: {0: cat}\n")
+    with pytest.raises(ValueError, match="bad.yaml:3"):
+        open_dataset(str(tmp_path / "bad.yaml"), "det", "train")
+    (tmp_path / "gaps.yaml").write_text("path: ds\ntrain: images/train\nnames:\n  0: cat\n  2: dog\n")
+    with pytest.raises(ValueError, match="class indices 0..1"):
+        open_dataset(str(tmp_path / "gaps.yaml"), "det", "train")
+    (tmp_path / "missing.yaml").write_text("train: nowhere/images\n")
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        open_dataset(str(tmp_path / "missing.yaml"), "det", "train")
+
+
+def test_split_is_shared_for_one_annotation_file_and_split_less_folders(tmp_path):
+    from tritonvision.data import split_is_shared
+
+    assert not split_is_shared("shapes", "seg", "val")
+    _yolo_folder(tmp_path / "flat")
+    assert split_is_shared(str(tmp_path / "flat"), "det", "val")
+    for split in ("train", "valid"):
+        _yolo_folder(tmp_path / "split" / split)
+    assert not split_is_shared(str(tmp_path / "split"), "det", "val")

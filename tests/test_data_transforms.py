@@ -230,3 +230,21 @@ def test_crop_and_flip_keep_boxes_valid_for_any_sizes(h, w, ch, cw, n, seed):
     flipped = RandomHorizontalFlip(1.0)(out_img, out)[1]["boxes"]
     assert torch.allclose(flipped[:, 2] - flipped[:, 0], b[:, 2] - b[:, 0], atol=1e-5)
     assert torch.allclose(cw - flipped[:, 2], b[:, 0], atol=1e-5)  # float32 rounding of w - x
+
+
+def test_letterbox_keeps_the_aspect_ratio_and_pads_centred():
+    from tritonvision.data import Letterbox, letterbox_geometry
+    from tritonvision.data.transforms import LETTERBOX_FILL
+
+    image = torch.rand(3, 20, 40)                  # wide: fitted to 8 x 16, 4 rows above and below
+    mask = torch.ones(20, 40, dtype=torch.int64)
+    boxes = torch.tensor([[0.0, 0.0, 40.0, 20.0], [10.0, 5.0, 20.0, 15.0]])
+    out, target = Letterbox(16)(image, {"mask": mask, "boxes": boxes, "labels": torch.tensor([0, 1])})
+    assert out.shape == (3, 16, 16) and target["mask"].shape == (16, 16)
+    assert letterbox_geometry(20, 40, (16, 16)) == (8, 16, 4, 0)
+    assert torch.all(out[:, :4] == LETTERBOX_FILL) and torch.all(out[:, 12:] == LETTERBOX_FILL)
+    assert torch.all(target["mask"][:4] == 255) and torch.all(target["mask"][4:12] == 1)
+    torch.testing.assert_close(target["boxes"], torch.tensor([[0.0, 4.0, 16.0, 12.0],
+                                                              [4.0, 6.0, 8.0, 10.0]]))
+    square, _ = Letterbox(16)(torch.rand(3, 32, 32), {})
+    assert square.shape == (3, 16, 16)             # no padding when the shape already fits

@@ -377,22 +377,64 @@ def test_concat_requires_a_skip_of_matching_size():
 
 # ----------------------------------------------------------------------------- GPU
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
 @pytest.mark.parametrize("k,s,p,op", [(2, 2, 0, 0), (3, 2, 1, 1), (4, 2, 1, 0), (5, 2, 2, 1)])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_cuda_matches_float64_reference(dtype, k, s, p, op, channels_last):
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        tensors = _inputs(2, 70, 45, 17, 13, k, s, p, op, dtype=dtype)
-        x, weight, bias, skip = [t.detach().cuda().requires_grad_() for t in tensors]
-        if channels_last:
-            x = x.detach().to(memory_format=torch.channels_last).requires_grad_()
-        out = deconv_skip(x, weight, bias, skip, s, p, op)
-        rx, rw, rb, rs = _ref_leaves(x, weight, bias, skip)
-        ref = reference_deconv(rx, rw, rb, s, p, op) + rs
-        torch.testing.assert_close(out.double(), ref, **TOL[dtype])
-        _check_grads((out, ref), [rx, rw, rb, rs], [x, weight, bias, skip], dtype)
-        cat = deconv_concat(x.detach(), weight.detach(), bias.detach(), skip.detach(), s, p, op, "relu")
-        torch.testing.assert_close(cat[:, :45].double(), torch.relu(ref.detach() - rs.detach()), **TOL[dtype])
-    finally:
-        torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = False        # IEEE float32 here; TF32 has its own test below
+    tensors = _inputs(2, 70, 45, 17, 13, k, s, p, op, dtype=dtype)
+    x, weight, bias, skip = [t.detach().cuda().requires_grad_() for t in tensors]
+    if channels_last:
+        x = x.detach().to(memory_format=torch.channels_last).requires_grad_()
+    out = deconv_skip(x, weight, bias, skip, s, p, op)
+    rx, rw, rb, rs = _ref_leaves(x, weight, bias, skip)
+    ref = reference_deconv(rx, rw, rb, s, p, op) + rs
+    torch.testing.assert_close(out.double(), ref, **TOL[dtype])
+    _check_grads((out, ref), [rx, rw, rb, rs], [x, weight, bias, skip], dtype)
+    cat = deconv_concat(x.detach(), weight.detach(), bias.detach(), skip.detach(), s, p, op, "relu")
+    torch.testing.assert_close(cat[:, :45].double(), torch.relu(ref.detach() - rs.detach()), **TOL[dtype])
+
+
+TF32_PRODUCT_ERROR = 2.0 ** -9 + 2.0 ** -20
+"""|round(a) round(b) - a b| / |a b| when TF32 keeps 10 of float32's 23 mantissa bits: each
+operand is off by less than 2^-10 relative even if truncated (2^-11 if rounded), so the product
+by less than 2 * 2^-10 + 2^-20."""
+FP32_UNIT = 2.0 ** -24
+"""float32's unit roundoff: a sum of K products accumulated in float32 is off by at most about
+K * 2^-24 times the sum of their magnitudes."""
+
+
+def tf32_bound(magnitude: torch.Tensor, terms: int) -> torch.Tensor:
+    """Worst-case error of a TF32 dot product accumulated in float32, elementwise: ``magnitude``
+    is sum |a_i| |b_i| (the same contraction on absolute values, float64), ``terms`` the longest
+    sum. No sqrt(K) averaging: a bound, so the test cannot fail by chance."""
+    return (TF32_PRODUCT_ERROR + (terms + 2) * FP32_UNIT) * magnitude
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("k,s,p,op", [(2, 2, 0, 0), (3, 2, 1, 1), (4, 2, 1, 0), (4, 4, 1, 3)])
+def test_cuda_tf32_deconv_within_the_tf32_error_bound_of_float64(k, s, p, op):
+    """Training's default (cudnn.allow_tf32): forward and every gradient of the phase-GEMM kernels
+    within the TF32 bound of the float64 reference. (Not the cuDNN fallback: cuDNN may pick
+    Winograd or FFT algorithms, whose error is not a dot product's; it is checked in IEEE
+    float32 by test_cuda_matches_float64_reference.)"""
+    torch.backends.cudnn.allow_tf32 = True
+    b, cin, cout, h, w = 2, 96, 40, 19, 23
+    tensors = _inputs(b, cin, cout, h, w, k, s, p, op)
+    x, weight, bias, skip = [t.detach().cuda().requires_grad_() for t in tensors]
+    out = deconv_skip(x, weight, bias, skip, s, p, op)
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (x, weight, bias, skip), g)
+    rx, rw, rb, rs = _ref_leaves(x, weight, bias, skip)
+    ref = reference_deconv(rx, rw, rb, s, p, op) + rs
+    ref_grads = torch.autograd.grad(ref, (rx, rw, rb, rs), g.double())
+    # the same contractions on absolute values give each entry's sum of |products|
+    ax, aw, ab, askip = _ref_leaves(*(t.abs() for t in (x, weight, bias, skip)))
+    magnitude = reference_deconv(ax, aw, ab, s, p, op) + askip
+    magnitude_grads = torch.autograd.grad(magnitude, (ax, aw, ab, askip), g.double().abs())
+    terms = max(cin * k * k, cout * k * k, b * h * w * k * k)
+    for name, mine, theirs, size in zip(("out", "grad_x", "grad_weight", "grad_bias", "grad_skip"),
+                                        (out, *grads), (ref, *ref_grads), (magnitude, *magnitude_grads)):
+        error = (mine.double() - theirs.detach()).abs()
+        bound = tf32_bound(size.detach(), terms)
+        assert (error <= bound).all(), (name, (error / bound.clamp_min(1e-30)).max().item())

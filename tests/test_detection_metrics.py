@@ -171,9 +171,11 @@ def test_coco_equal_iou_goes_to_the_later_ground_truth_as_pycocotools():
     assert_same_as_pycocotools(ours, run_pycocotools(*to_coco(preds, targets, ours["classes"])))
 
 
-def test_coco_custom_iou_thresholds_and_max_dets_match_pycocotools():
+@pytest.mark.parametrize("max_dets", [[1, 10, 100], [1, 10, 1000], [5, 20, 50]])
+def test_coco_custom_iou_thresholds_and_max_dets_match_pycocotools(max_dets):
+    """pycocotools' first summary line asks for maxDets == 100 literally: -1 without it."""
     preds, targets = random_case(int(torch.randint(0, 2 ** 31, ()).item()), 5, 3, 6, 40, False, 0.1, False)
-    thresholds, max_dets = [0.3, 0.5, 0.75, 0.9], [1, 10, 100]
+    thresholds = [0.3, 0.5, 0.75, 0.9]
     metric = MeanAveragePrecision(iou_thresholds=thresholds, max_detection_thresholds=max_dets)
     metric.update(preds, targets)
     ours = metric.compute()
@@ -212,7 +214,7 @@ def test_coco_json_categories_and_images_follow_the_annotation_file():
                {"image_id": 11, "category_id": 9, "bbox": [0, 0, 190, 190], "score": 0.95},
                {"image_id": 11, "category_id": 9, "bbox": [12, 10, 100, 100], "score": 0.6},
                {"image_id": 11, "category_id": 4, "bbox": [12, 10, 100, 100], "score": 0.6}]
-    ours = MeanAveragePrecision.from_coco_json(dataset, results).compute()
+    ours = MeanAveragePrecision.from_coco_json(dataset, results, class_metrics=True).compute()
     assert_same_as_pycocotools(ours, run_pycocotools(dataset, results))
     assert ours["classes"].tolist() == [2, 4, 9]
     assert ours["class_names"] == ["cat", "none", "dog"]
@@ -384,24 +386,67 @@ def test_merge_equals_one_metric_over_all_images():
         a.merge(MeanAveragePrecision(style="voc"))
 
 
-def test_sync_gathers_every_rank_in_rank_order(monkeypatch):
+def _two_fake_ranks(monkeypatch, other: MeanAveragePrecision) -> None:
+    """torch.distributed 'initialised' with two ranks, this one rank 0 and ``other`` rank 1."""
     import torch.distributed as dist
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda *a: 2)
+
+    def all_gather_object(out, obj, group=None):
+        out[0], out[1] = obj, other._local_state()
+    monkeypatch.setattr(dist, "all_gather_object", all_gather_object)
+
+
+def test_compute_gathers_every_rank_in_rank_order_and_keeps_the_local_state(monkeypatch):
     preds, targets = random_case(int(torch.randint(0, 2 ** 31, ()).item()), 4, 2, 5, 20, False, 0.0, False)
     rank0, rank1 = MeanAveragePrecision(), MeanAveragePrecision()
     rank0.update(preds[:3], targets[:3])
     rank1.update(preds[3:], targets[3:])
-    assert rank0.sync() is rank0 and rank0.num_images == 3  # not initialised: a no-op
-    monkeypatch.setattr(dist, "is_initialized", lambda: True)
-    monkeypatch.setattr(dist, "get_world_size", lambda *a: 2)
-
-    def all_gather_object(out, obj):
-        out[0], out[1] = obj, rank1._state()
-    monkeypatch.setattr(dist, "all_gather_object", all_gather_object)
-    rank0.sync()
+    local = rank0.compute()                                   # not distributed: this rank's images
+    assert rank0.sync() is rank0 and rank0.num_images == 3   # not initialised: a no-op
     whole = MeanAveragePrecision()
     whole.update(preds, targets)
-    assert rank0.num_images == 4
-    np.testing.assert_array_equal(rank0.compute()["precision"], whole.compute()["precision"])
+    expected = whole.compute()
+    _two_fake_ranks(monkeypatch, rank1)
+    np.testing.assert_array_equal(rank0.compute()["precision"], expected["precision"])
+    assert rank0.num_images == 3, "compute() must not change the local state"
+    opted_out = MeanAveragePrecision(sync_on_compute=False)  # torchmetrics' opt-out
+    opted_out.update(preds[:3], targets[:3])
+    np.testing.assert_array_equal(opted_out.compute()["precision"], local["precision"])
+    assert rank0.sync() is rank0 and rank0.num_images == 4   # sync() keeps the global state
+    np.testing.assert_array_equal(rank0._local_state()["det_xywh"], whole._local_state()["det_xywh"])
+
+
+@pytest.mark.parametrize("box_format", ["xywh", "cxcywh"])
+def test_box_formats_give_the_same_result_as_xyxy(box_format):
+    preds, targets = random_case(int(torch.randint(0, 2 ** 31, ()).item()), 3, 2, 5, 20, False, 0.0, False)
+
+    def convert(boxes):
+        x1, y1, x2, y2 = boxes.unbind(-1)
+        if box_format == "xywh":
+            return torch.stack([x1, y1, x2 - x1, y2 - y1], -1)
+        return torch.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], -1)
+    xyxy, other = MeanAveragePrecision(class_metrics=True), MeanAveragePrecision(box_format=box_format,
+                                                                                 class_metrics=True)
+    xyxy.update(preds, targets)
+    other.update([{**p, "boxes": convert(p["boxes"])} for p in preds],
+                 [{**t, "boxes": convert(t["boxes"])} for t in targets])
+    a, b = xyxy.compute(), other.compute()
+    np.testing.assert_allclose(a["stats"], b["stats"], atol=1e-12)
+    np.testing.assert_allclose(a["map_per_class"], b["map_per_class"], atol=1e-12)
+
+
+def test_torchmetrics_keywords_and_module_behaviour():
+    metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=False)
+    assert isinstance(metric, torch.nn.Module) and metric.to("cpu") is metric
+    preds, targets = lecture_example()
+    metric(preds, targets)                                  # forward = update
+    result = metric.compute()
+    assert result["map_per_class"].tolist() == [-1.0] and result["mar_100_per_class"].tolist() == [-1.0]
+    for bad in (dict(box_format="yxyx"), dict(iou_type="keypoints")):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            MeanAveragePrecision(**bad)
 
 
 def test_reset_and_empty_metric():
@@ -489,102 +534,41 @@ def test_cli_eval_detections_names_missing_and_malformed_files(tmp_path, capsys)
     assert str(wrong) in err and "'bbox'" in err
 
 
-# ----------------------------------------------------------------------------- the fast result-file reader
-def test_fast_result_reader_gives_json_doubles_and_falls_back_on_anything_else(tmp_path):
+# ----------------------------------------------------------------------------- the result-file reader
+def test_result_file_gives_json_doubles_and_the_same_evaluation_as_the_list(tmp_path):
     from tritonvision.metrics import coco_json
     rng = np.random.default_rng(int(torch.randint(0, 2 ** 31, ()).item()))
     records = [{"score": float(rng.uniform()) * 10.0 ** int(rng.integers(-6, 2)), "bbox": [float(v) for v in
                rng.uniform(-5, 500, 4)], "category_id": int(rng.integers(1, 5)), "image_id": int(rng.integers(1, 4)),
                "id": i} for i in range(200)]
     records[0]["bbox"] = [1, 2e-3, 3.5E+2, 0]  # ints and exponents as other writers print them
+    records[1]["image_id"] = 2.0               # an integral float id: pycocotools' dict lookup takes it
     text = json.dumps(records, indent=1).replace('"bbox": [', '"bbox" :[ ')
-    fast = coco_json._fast_results(text.encode())
-    assert fast is not None
-    expected = (np.array([r["image_id"] for r in records]), np.array([r["category_id"] for r in records]),
-                np.array([r["score"] for r in records], dtype=np.float64),
-                np.array([r["bbox"] for r in records], dtype=np.float64))
-    for got, want in zip(fast, expected):
-        np.testing.assert_array_equal(got, want)
-    # the template path (four keys, one layout) must give the same doubles too
-    plain = [{k: r[k] for k in ("image_id", "category_id", "bbox", "score")} for r in records]
-    plain_text = json.dumps(plain).encode()
-    template = coco_json._template_results(plain_text)
-    assert template is not None
-    for got, want in zip(template, expected):
-        np.testing.assert_array_equal(got, want)
-    # a later object with another key order is not the template, but still read exactly
-    shuffled = plain[:5] + [{"score": plain[5]["score"], "bbox": plain[5]["bbox"], "image_id": plain[5]["image_id"],
-                             "category_id": plain[5]["category_id"]}] + plain[6:]
-    assert coco_json._template_results(json.dumps(shuffled).encode()) is None
-    for got, want in zip(coco_json._fast_results(json.dumps(shuffled).encode()), expected):
-        np.testing.assert_array_equal(got, want)
-    assert coco_json._template_results(json.dumps([{**plain[0], "image_id": True}]).encode()) is None
-    assert coco_json._template_results(json.dumps(plain[:2] + [{**plain[2], "score": "0.5"}]).encode()) is None
-    nested = [{**records[0], "segmentation": {"size": [1, 1], "counts": "a"}}]
-    for other in (nested, [{**records[0], "bbox": [1, 2, 3]}], [{**records[0], "image_id": 1.5}],
-                  [{**records[0], "score": float("nan")}], {"annotations": records}, []):
-        assert coco_json._fast_results(json.dumps(other).encode()) is None
-    # and through files, the same evaluation either way
     dataset = {"images": [{"id": i} for i in range(1, 4)], "categories": [{"id": c} for c in range(1, 5)],
                "annotations": [{"id": i + 1, "image_id": r["image_id"], "category_id": r["category_id"],
                                 "bbox": r["bbox"], "area": 50.0, "iscrowd": 0} for i, r in enumerate(records[::7])]}
     (tmp_path / "gt.json").write_text(json.dumps(dataset))
     (tmp_path / "dt.json").write_text(text)
+    gt, got = coco_json.read_coco(tmp_path / "gt.json", tmp_path / "dt.json")
+    expected = (np.array([int(r["image_id"]) - 1 for r in records]), np.array([r["category_id"] - 1 for r in records]),
+                np.array([r["score"] for r in records], dtype=np.float64),
+                np.array([r["bbox"] for r in records], dtype=np.float64))
+    for value, want in zip(got, expected):
+        np.testing.assert_array_equal(value, want)
     from_file = MeanAveragePrecision.from_coco_json(tmp_path / "gt.json", tmp_path / "dt.json").compute()
     from_list = MeanAveragePrecision.from_coco_json(dataset, records).compute()
     np.testing.assert_array_equal(from_file["precision"], from_list["precision"])
 
 
-def _plain_records(rng, n: int) -> list[dict]:
-    return [{"image_id": int(rng.integers(1, 4)), "category_id": int(rng.integers(1, 5)),
-             "bbox": [float(v) for v in rng.uniform(-5, 500, 4)],
-             "score": float(rng.uniform()) * 10.0 ** int(rng.integers(-6, 2))} for _ in range(n)]
-
-
-@pytest.mark.parametrize("failure", [None, "fork", "child"])
-def test_parallel_result_reader_gives_the_same_arrays_as_in_process(tmp_path, monkeypatch, failure):
-    """Large result files are parsed partly in a forked child: forced here on a small file,
-    it must give exactly json's values, also when the fork or the child fails."""
+@pytest.mark.parametrize("key, value, message", [
+    ("image_id", 1.5, "'image_id' must be an integer"), ("image_id", True, "'image_id' must be a number"),
+    ("image_id", "1", "'image_id' must be a number"), ("category_id", None, "'category_id' must be a number"),
+    ("score", None, "'score' must be a number"), ("score", "0.9", "'score' must be a number"),
+    ("score", True, "'score' must be a number"), ("bbox", ["1", 2, 3, 4], "'bbox' must be 4 numbers"),
+    ("bbox", [1, 2, 3], "'bbox' must be 4 numbers")])
+def test_result_values_are_checked_not_coerced(key, value, message):
     from tritonvision.metrics import coco_json
-    if not coco_json._parallel_ok(2 ** 62):
-        pytest.skip("the two-process reader needs Linux with fork and 2+ cores")
-    rng = np.random.default_rng(int(torch.randint(0, 2 ** 31, ()).item()))
-    records = _plain_records(rng, 301)
-    records[7]["bbox"] = [1, 2e-3, 3.5E+2, 0]
-    dataset = {"images": [{"id": i} for i in range(1, 4)], "categories": [{"id": c} for c in range(1, 5)],
-               "annotations": [{"id": i + 1, "image_id": r["image_id"], "category_id": r["category_id"],
-                                "bbox": r["bbox"], "area": 50.0, "iscrowd": 0} for i, r in enumerate(records[::5])]}
-    (tmp_path / "gt.json").write_text(json.dumps(dataset))
-    (tmp_path / "dt.json").write_text(json.dumps(records))
-    gt = coco_json.read_ground_truth(dataset)
-    expected = coco_json.read_results(records, gt)  # from the list: json's doubles, no text parsing
-    monkeypatch.setattr(coco_json, "_PARALLEL_MIN_BYTES", 0)
-    started = []
-    real_pending = coco_json._PendingResults
-
-    class Spy(real_pending):
-        def __init__(self, *args):
-            super().__init__(*args)
-            started.append(self.pid)
-    monkeypatch.setattr(coco_json, "_PendingResults", Spy)
-    if failure == "fork":
-        def no_fork():
-            raise OSError("no fork here")
-        monkeypatch.setattr(coco_json.os, "fork", no_fork)
-    elif failure == "child":  # the child's parser fails: it exits with status 1, the parent redoes its part
-        parent, real_values = os.getpid(), coco_json._template_values
-        monkeypatch.setattr(coco_json, "_template_values",
-                            lambda *args: real_values(*args) if os.getpid() == parent else None)
-    got_gt, got = coco_json.read_coco(tmp_path / "gt.json", tmp_path / "dt.json")
-    assert len(started) == 1 and (started[0] is None) == (failure == "fork")
-    np.testing.assert_array_equal(got_gt.gt_xywh, gt.gt_xywh)
-    for value, want in zip(got, expected):
-        assert value.dtype == want.dtype
-        np.testing.assert_array_equal(value, want)
-    # a file that is not laid out like its first object all through: the ordinary path
-    shuffled = records[:200] + [{"score": records[200]["score"], "bbox": records[200]["bbox"],
-                                 "image_id": records[200]["image_id"], "category_id": 1}] + records[201:]
-    (tmp_path / "dt2.json").write_text(json.dumps(shuffled))
-    _, got = coco_json.read_coco(tmp_path / "gt.json", tmp_path / "dt2.json")
-    for value, want in zip(got, coco_json.read_results(shuffled, gt)):
-        np.testing.assert_array_equal(value, want)
+    gt = coco_json.read_ground_truth({"images": [{"id": 1}], "categories": [{"id": 1}], "annotations": []})
+    good = {"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}
+    with pytest.raises(ValueError, match=message):
+        coco_json.read_results([good, {**good, key: value}], gt)

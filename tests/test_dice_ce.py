@@ -139,7 +139,7 @@ def test_float64_value_and_grad_match_onehot_reference(shape, opts):
 
 
 TOL = {torch.float32: dict(loss=1e-5, grad=1e-5), torch.float16: dict(loss=1e-5, grad=2e-3),
-       torch.bfloat16: dict(loss=1e-5, grad=1e-2)}
+       torch.bfloat16: dict(loss=1e-5, grad=1e-2), torch.float64: dict(loss=1e-10, grad=1e-10)}
 
 
 @pytest.mark.kernel
@@ -550,20 +550,113 @@ def test_torchscript_round_trip():
 
 
 # ----------------------------------------------------------------------------- GPU
+def _assert_close_to_reference(ours, grad, ref, ref_grad, dtype, loss_tol=None):
+    """Loss and gradient against the float64 reference, the gradient relative to its largest entry
+    plus one subnormal step of its dtype (a mean over 10^5 pixels gives fp16 gradients of ~1e-6,
+    below fp16's normal range, where its absolute resolution is 2^-24)."""
+    tol = TOL[dtype]
+    loss_tol = loss_tol or tol["loss"]
+    torch.testing.assert_close(ours.double().cpu(), ref, atol=loss_tol, rtol=loss_tol)
+    scale = ref_grad.abs().max().item()
+    subnormal_step = torch.finfo(grad.dtype).smallest_normal * torch.finfo(grad.dtype).eps
+    torch.testing.assert_close(grad.double().cpu(), ref_grad, atol=tol["grad"] * scale + subnormal_step,
+                               rtol=tol["grad"])
+
+
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 @pytest.mark.parametrize("b,c", [(8, 21), (2, 150)])
 def test_gpu_full_size_matches_reference_and_is_deterministic(dtype, b, c):
     logits, target = _inputs((b, 256, 256), c, dtype, ignore_index=255)
-    logits, target = logits.cuda(), target.cuda()
-    opts = dict(include_background=False, ignore_index=255, weight=torch.rand(c, device="cuda") + 0.1)
-    ours, grad, _ = _loss_and_grad(dice_ce_loss, logits, target, **opts)
-    again, grad2, _ = _loss_and_grad(dice_ce_loss, logits, target, **opts)
+    weight = torch.rand(c) + 0.1
+    opts = dict(include_background=False, ignore_index=255)
+    ours, grad, _ = _loss_and_grad(dice_ce_loss, logits.cuda(), target.cuda(), weight=weight.cuda(), **opts)
+    again, grad2, _ = _loss_and_grad(dice_ce_loss, logits.cuda(), target.cuda(), weight=weight.cuda(), **opts)
     assert torch.equal(ours, again) and torch.equal(grad, grad2)
-    ref, ref_grad, _ = _loss_and_grad(reference_dice_ce, logits.double(), target, **opts)
-    torch.testing.assert_close(ours.double(), ref, atol=1e-4, rtol=1e-4)
-    tol = 1e-5 if dtype == torch.float32 else 1e-2
-    torch.testing.assert_close(grad.double(), ref_grad, atol=tol * ref_grad.abs().max().item(), rtol=tol)
+    assert grad.dtype == dtype and ours.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+    ref, ref_grad, _ = _loss_and_grad(reference_dice_ce, logits.double(), target, weight=weight, **opts)
+    _assert_close_to_reference(ours, grad, ref, ref_grad, dtype, loss_tol=1e-10 if dtype == torch.float64 else 1e-4)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_gpu_sigmoid_dice_matches_float64_reference(dtype):
+    shape = (4, 5, 96, 80)
+    logits = (torch.randn(shape) * 3).to(dtype)
+    target = (torch.rand(shape) < 0.3).float()
+    target[0] = torch.rand(shape[1:])                             # soft labels in one sample
+    weight = torch.rand(shape[1]) + 0.5
+    for opts in (dict(), dict(include_background=False, squared_pred=True, batch=True)):
+        ours, grad, _ = _loss_and_grad(dice_ce_loss, logits.cuda(), target.cuda(), sigmoid=True,
+                                       weight=weight.cuda(), **opts)
+        ref, ref_grad, _ = _loss_and_grad(reference_sigmoid, logits.double(), target, weight=weight, **opts)
+        _assert_close_to_reference(ours, grad, ref, ref_grad, dtype)
+
+
+def _loss_case(sigmoid: bool, b: int = 4, c: int = 6, h: int = 64, w: int = 48):
+    """(logits, target, options) on CPU: the softmax form with ignored pixels and class weights,
+    or the sigmoid form with a mask and per-class pos_weight."""
+    if sigmoid:
+        logits = torch.randn(b, c, h, w) * 2
+        return logits, (torch.rand(b, c, h, w) < 0.3).float(), dict(sigmoid=True, weight=torch.rand(c) + 0.5)
+    logits, target = _inputs((b, h, w), c, ignore_index=255)
+    return logits, target, dict(ignore_index=255, weight=torch.rand(c) + 0.1, include_background=False)
+
+
+def _on_cuda(opts: dict) -> dict:
+    return {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in opts.items()}
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("sigmoid", [False, True], ids=["softmax", "sigmoid"])
+def test_gpu_loss_forward_backward_is_sync_free_and_graph_capturable(sigmoid):
+    from conftest import capture, no_host_sync
+
+    logits, target, opts = _loss_case(sigmoid)
+    reference = reference_sigmoid if sigmoid else reference_dice_ce
+    ref_opts = {k: v for k, v in opts.items() if k != "sigmoid"}
+    x, t, cuda_opts = logits.cuda().requires_grad_(), target.cuda(), _on_cuda(opts)
+
+    def step():
+        loss = dice_ce_loss(x, t, **cuda_opts)
+        return loss, torch.autograd.grad(loss, x)[0]
+    step()                                                       # warm up (Triton compiles)
+    torch.cuda.synchronize()
+    with no_host_sync():
+        loss, grad = step()
+    ref, ref_grad, _ = _loss_and_grad(reference, logits.double(), target, **ref_opts)
+    _assert_close_to_reference(loss, grad, ref, ref_grad, torch.float32)
+
+    graph, (static_loss, static_grad) = capture(step)
+    fresh_logits, fresh_target, _ = _loss_case(sigmoid)
+    with torch.no_grad():
+        x.copy_(fresh_logits)
+    t.copy_(fresh_target)
+    graph.replay()
+    torch.cuda.synchronize()
+    ref, ref_grad, _ = _loss_and_grad(reference, fresh_logits.double(), fresh_target, **ref_opts)
+    _assert_close_to_reference(static_loss, static_grad, ref, ref_grad, torch.float32)
+
+
+BAD_LABEL_ON_CUDA = """
+import torch
+from tritonvision.ops import dice_ce_loss
+logits = torch.randn(2, 3, 8, 8, device="cuda")
+target = torch.randint(0, 3, (2, 8, 8), device="cuda")
+dice_ce_loss(logits, target)                                     # warm up
+torch.cuda.synchronize()
+target[1, 4, 4] = 7
+torch.cuda.set_sync_debug_mode("error")
+loss = dice_ce_loss(logits, target)
+torch.cuda.set_sync_debug_mode("default")
+print(float(loss))
+"""
+
+
+@pytest.mark.gpu
+def test_gpu_bad_label_fails_a_device_side_assertion_without_a_sync():
+    from conftest import run_expecting_device_assert
+    run_expecting_device_assert(BAD_LABEL_ON_CUDA)
 
 
 @pytest.mark.gpu

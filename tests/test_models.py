@@ -239,15 +239,17 @@ def test_yolo_loss_with_no_objects_is_only_the_noobj_term():
 
 
 @pytest.mark.kernel
-def test_yolo_postprocess_pads_and_agrees_with_torchvision_nms():
+@pytest.mark.parametrize("pre_nms_top_k", [4096, 10])
+def test_yolo_postprocess_pads_and_agrees_with_torchvision_nms(pre_nms_top_k):
     pytest.importorskip("torchvision")
     model = YOLO(3, grid_size=3, width=4, stride=8).eval()
     plain = YOLO(3, grid_size=3, width=4, stride=8, fused=False).eval()
     plain.load_state_dict(model.state_dict())
+    options = dict(score_threshold=0.05, iou_threshold=0.4, max_detections=7, pre_nms_top_k=pre_nms_top_k)
     with torch.no_grad():
         outputs = model(torch.rand(3, 3, 24, 24)) * 3
-        fused = model.postprocess(outputs, score_threshold=0.05, iou_threshold=0.4, max_detections=7)
-        reference = plain.postprocess(outputs, score_threshold=0.05, iou_threshold=0.4, max_detections=7)
+        fused = model.postprocess(outputs, **options)
+        reference = plain.postprocess(outputs, **options)
     boxes, scores, labels, counts = fused
     assert boxes.shape == (3, 7, 4) and scores.shape == (3, 7) and labels.shape == (3, 7)
     torch.testing.assert_close(counts, reference[3])
@@ -310,3 +312,45 @@ def test_yolo_compiled_inference_on_cuda_matches_torchvision_postprocess():
         want = plain.postprocess(plain(x), 0.05)
     torch.testing.assert_close(got[3], want[3])
     torch.testing.assert_close(got[1], want[1], atol=1e-4, rtol=1e-4)
+
+
+def _assert_detections_match_exact_per_class_nms(model, outputs, got, score_threshold, k):
+    """YOLO.postprocess's padded outputs equal exact per-class torchvision NMS per image on the
+    same candidates (test_nms.padded_reference_top_k: no coordinate-offset trick, whose float32
+    rounding at large offsets can flip an IoU next to the threshold)."""
+    from test_nms import padded_reference_top_k
+
+    from tritonvision.models.yolo import detections
+    from tritonvision.ops.nms import PRE_NMS_TOP_K
+
+    anchors = model.anchors if model.use_anchors else None
+    boxes, scores = detections(outputs, model.num_classes, model.boxes_per_cell, anchors,
+                               outputs.shape[1] * model.stride, outputs.shape[2] * model.stride)
+    want = padded_reference_top_k(boxes.cpu(), scores.cpu(), 0.5, score_threshold, k, PRE_NMS_TOP_K)
+    boxes, scores, labels, counts = (t.cpu() for t in got)
+    assert torch.equal(counts, want[4]) and torch.equal(labels, want[2])
+    torch.testing.assert_close(scores, want[1], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(boxes, want[0], atol=1e-4, rtol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("anchors", [None, [(1.0, 1.0), (2.5, 1.5), (0.7, 2.0)]], ids=["v1", "v2"])
+def test_gpu_yolo_inference_is_sync_free_and_graph_capturable(anchors):
+    from conftest import capture, no_host_sync
+
+    # 13 x 13 cells x 2-3 boxes x 20 classes: 6,760-10,140 candidates, past pre_nms_top_k = 4096
+    model = YOLO(20, grid_size=13, width=8, stride=32, anchors=anchors).cuda().eval()
+    inference = YOLOInference(model, score_threshold=0.02, max_detections=50)
+    images = torch.rand(4, 3, 416, 416, device="cuda")
+    with torch.no_grad():
+        inference(images)                                       # warm up (Triton compiles)
+        torch.cuda.synchronize()
+        with no_host_sync():
+            got = inference(images)
+        assert got[3].min() > 0
+        _assert_detections_match_exact_per_class_nms(model, model(images), got, 0.02, 50)
+        graph, static_out = capture(lambda: inference(images))
+        images.copy_(torch.rand_like(images))
+        graph.replay()
+        torch.cuda.synchronize()
+        _assert_detections_match_exact_per_class_nms(model, model(images), static_out, 0.02, 50)

@@ -186,6 +186,23 @@ def test_nms_threshold_rounding_matches_torchvision():
         assert torch.equal(nms(boxes, scores, t), torchvision.ops.nms(boxes, scores, t))
 
 
+@pytest.mark.kernel
+def test_float64_nms_compares_with_the_unrounded_threshold():
+    # IoU 7/10 = 0.7 exactly in float64: not above 0.7, so torchvision keeps both boxes
+    # (a threshold rounded to float32, 0.699999988, would suppress box 1)
+    boxes = torch.tensor([[0.0, 0, 10, 1], [0, 0, 7, 1]], dtype=torch.float64)
+    scores = torch.tensor([0.9, 0.8], dtype=torch.float64)
+    assert torchvision.ops.nms(boxes, scores, 0.7).tolist() == [0, 1]
+    assert nms(boxes, scores, 0.7).tolist() == [0, 1]
+    assert torch.ops.tritonvision.batched_nms(boxes, scores, torch.zeros(2, dtype=torch.int64), 0.7).tolist() == [0, 1]
+    assert batched_nms_padded(boxes[None], scores[None], 0.7, 0.0, 4)[4].tolist() == [2]
+    xy = torch.randint(0, 20, (200, 2)).double()
+    boxes = torch.cat([xy, xy + torch.randint(1, 12, (200, 2))], dim=1)   # integer boxes: exact ratios
+    scores = torch.rand(200, dtype=torch.float64)
+    for t in (0.1, 0.2, 0.3, 1 / 3, 0.4, 0.6, 0.7, 0.9):
+        assert torch.equal(nms(boxes, scores, t), torchvision.ops.nms(boxes, scores, t)), t
+
+
 def test_nms_large_cpu_input_matches_torchvision():
     for spread in (200.0, 2000.0):
         boxes = random_boxes(3000, spread=spread, size=100.0)
@@ -346,20 +363,57 @@ def test_batched_nms_padded_half_precision():
     assert_padded_equal(got, padded_reference(boxes, scores, 0.45, 0.25, 25, False))
 
 
-def test_batched_nms_padded_more_candidates_than_top_k():
-    top_k = nms_module.PRE_NMS_TOP_K
-    n, classes = 110, 40                                         # 4400 (box, class) pairs > 4096
+def copies_and_disjoint(copies: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[1, copies + 10, 4] boxes: ``copies`` copies of one box (score 0.9), then 10 disjoint
+    boxes (scores 0.5 .. 0.4); torchvision's NMS at 0.5 keeps 11."""
+    same = torch.tensor([[0.0, 0, 10, 10]]).expand(copies, 4)
+    disjoint = torch.tensor([[100.0 * i + 20, 0, 100 * i + 30, 10] for i in range(10)])
+    scores = torch.cat([torch.full((copies,), 0.9), torch.linspace(0.5, 0.4, 10)])
+    return torch.cat([same, disjoint])[None], scores[None]
+
+
+def check_pre_nms_top_k_cut(boxes, scores, fits: int, cut: int) -> None:
+    """pre_nms_top_k=fits (all candidates) gives torchvision's 11; =cut (copies only) gives the first copy."""
+    expected = torchvision.ops.nms(boxes[0].cpu(), scores[0].cpu(), 0.5)
+    assert expected.numel() == 11
+    got = batched_nms_padded(boxes, scores, 0.5, 0.1, 20, pre_nms_top_k=fits)
+    assert got[4].tolist() == [11] and torch.equal(got[3][0, :11].cpu(), expected)
+    assert_padded_equal([t.cpu() for t in got], padded_reference(boxes.cpu(), scores.cpu(), 0.5, 0.1, 20, False))
+    trimmed = batched_nms_padded(boxes, scores, 0.5, 0.1, 20, pre_nms_top_k=cut)
+    assert trimmed[4].tolist() == [1] and trimmed[3][0, 0] == 0     # equal scores: lowest id first
+
+
+@pytest.mark.kernel
+def test_batched_nms_padded_equals_torchvision_when_candidates_fit_pre_nms_top_k():
+    boxes, scores = copies_and_disjoint(100)
+    check_pre_nms_top_k_cut(boxes, scores, fits=110, cut=100)
+
+
+def test_batched_nms_padded_default_pre_nms_top_k_with_4100_copies():
+    # more than the default 4096 candidates: the copies fill the cut, as torchvision's
+    # detection models' pre_nms_top_n would; a large enough pre_nms_top_k gives torchvision's answer
+    assert nms_module.PRE_NMS_TOP_K == 4096
+    boxes, scores = copies_and_disjoint(4100)
+    check_pre_nms_top_k_cut(boxes, scores, fits=4110, cut=nms_module.PRE_NMS_TOP_K)
+    default = batched_nms_padded(boxes, scores, 0.5, 0.1, 20)
+    assert default[4].tolist() == [1]
+
+
+def test_batched_nms_padded_beyond_pre_nms_top_k_keeps_the_best_candidates():
+    n, classes, top_k = 110, 40, 1000                            # 4400 (box, class) pairs
     boxes = random_boxes(n, 80.0)[None]
-    scores = torch.rand(1, n, classes)
-    # below top-k valid candidates: same as torchvision
-    threshold = float(scores.flatten().sort(descending=True).values[top_k - 500])
-    assert_padded_equal(batched_nms_padded(boxes, scores, 0.5, threshold, 300),
+    scores = torch.randint(1, 400, (1, n, classes)).float() / 400   # ties at the cut too
+    sorted_scores = scores.flatten().sort(descending=True).values
+    # fewer valid candidates than top_k: same as torchvision
+    threshold = float(sorted_scores[top_k - 100])
+    assert_padded_equal(batched_nms_padded(boxes, scores, 0.5, threshold, 300, pre_nms_top_k=top_k),
                         padded_reference(boxes, scores, 0.5, threshold, 300, False))
-    # more: the best top_k candidates are the ones considered
-    best = scores.flatten().sort(descending=True).values[top_k - 1]
-    got = batched_nms_padded(boxes, scores, 0.5, 0.0, 300)
-    trimmed = torch.where(scores >= best, scores, 0.0)
+    # more: the top_k best candidates (equal scores: lower id n * C + c first) are the ones considered
+    got = batched_nms_padded(boxes, scores, 0.5, 0.0, 300, pre_nms_top_k=top_k)
+    best = scores.flatten().sort(descending=True, stable=True).indices[:top_k]
+    trimmed = torch.zeros(n * classes).index_put_((best,), scores.flatten()[best]).view(1, n, classes)
     assert_padded_equal(got, padded_reference(boxes, trimmed, 0.5, 0.0, 300, False))
+    assert_padded_equal(got, batched_nms_padded(boxes, trimmed, 0.5, 0.0, 300, pre_nms_top_k=n * classes))
 
 
 # ----------------------------------------------------------------------------- errors
@@ -381,6 +435,9 @@ def test_errors_name_the_op_and_argument():
         batched_nms_padded(boxes[None], torch.rand(1, 4, 3), 0.5, 0.1, 10)
     with pytest.raises(ValueError, match="batched_nms_padded: max_output_per_image"):
         batched_nms_padded(boxes[None], scores[None], 0.5, 0.1, -1)
+    for top_k in (0, 2.5, True):
+        with pytest.raises(ValueError, match="batched_nms_padded: pre_nms_top_k must be an int >= 1"):
+            batched_nms_padded(boxes[None], scores[None], 0.5, 0.1, 10, pre_nms_top_k=top_k)
 
 
 # ----------------------------------------------------------------------------- op machinery
@@ -454,44 +511,74 @@ def test_torchscript_round_trip():
 
 # ----------------------------------------------------------------------------- GPU
 @pytest.mark.gpu
-@pytest.mark.kernel
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
 @pytest.mark.parametrize("n", [1, 33, 1000, 5000])
-def test_gpu_kernels_match_torchvision_cpu(n):
-    boxes = random_boxes(n, spread=math.sqrt(n) * 10, size=30.0)
-    scores = random_scores(n, 50)
-    expected = torchvision.ops.nms(boxes, scores, 0.5)
+def test_gpu_kernels_match_torchvision_cpu(n, dtype):
+    boxes = random_boxes(n, spread=math.sqrt(n) * 10, size=30.0, dtype=dtype)
+    scores = random_scores(n, 50).to(dtype)
+    upcast = torch.float64 if dtype == torch.float64 else torch.float32  # as nms compares half boxes
+    expected = torchvision.ops.nms(boxes.to(upcast), scores.to(upcast), 0.5)
     assert torch.equal(nms(boxes.cuda(), scores.cuda(), 0.5).cpu(), expected)
     idxs = torch.randint(0, 4, (n,))
     kept = torch.ops.tritonvision.batched_nms(boxes.cuda(), scores.cuda(), idxs.cuda(), 0.5).cpu()
-    expected = per_class_reference(boxes, scores, idxs, 0.5)
+    expected = per_class_reference(boxes.to(upcast), scores.to(upcast), idxs, 0.5)
     # equal sets; the order of equal scores is whatever torch.sort gives on each device
     assert torch.equal(kept.sort().values, expected.sort().values)
     assert torch.equal(scores[kept], scores[expected])
 
 
 @pytest.mark.gpu
+def test_gpu_float64_threshold_and_pre_nms_top_k_match_torchvision():
+    boxes = torch.tensor([[0.0, 0, 10, 1], [0, 0, 7, 1]], dtype=torch.float64, device="cuda")
+    scores = torch.tensor([0.9, 0.8], dtype=torch.float64, device="cuda")
+    assert nms(boxes, scores, 0.7).tolist() == [0, 1]                 # IoU exactly 0.7 is not above it
+    assert batched_nms_padded(boxes[None], scores[None], 0.7, 0.0, 4)[4].tolist() == [2]
+    boxes, scores = copies_and_disjoint(4100)
+    check_pre_nms_top_k_cut(boxes.cuda(), scores.cuda(), fits=4110, cut=nms_module.PRE_NMS_TOP_K)
+
+
+PADDED_GPU_CASES = [  # batch, boxes per image, classes, pre_nms_top_k
+    (4, 500, 8, nms_module.PRE_NMS_TOP_K),                        # 4000 candidate pairs: all fit
+    (2, 700, 8, 1000),                                            # 5600 > 1000: past the limit
+    (2, 1600, 4, nms_module.PRE_NMS_TOP_K),                       # ~4480 of 6400 pass: > the default
+]
+
+
+def _padded_inputs(batch, n, classes):
+    return torch.stack([random_boxes(n, 200.0) for _ in range(batch)]), torch.rand(batch, n, classes)
+
+
+def padded_reference_top_k(boxes, scores, iou_threshold, score_threshold, k, top_k):
+    """padded_reference (exact per-class NMS) over the ``top_k`` best candidates per image above
+    ``score_threshold`` (equal scores: lower id first), as batched_nms_padded's pre_nms_top_k."""
+    below = torch.full_like(scores, min(score_threshold, 0.0) - 1.0)
+    flat = torch.where(scores > score_threshold, scores, below).flatten(1)
+    best = flat.sort(dim=1, descending=True, stable=True).indices[:, :top_k]
+    trimmed = below.flatten(1).scatter_(1, best, flat.gather(1, best)).view_as(scores)
+    return padded_reference(boxes, trimmed, iou_threshold, score_threshold, k, False)
+
+
+@pytest.mark.gpu
 @pytest.mark.kernel
-def test_gpu_batched_nms_padded_is_sync_free_and_graph_capturable():
-    boxes = torch.stack([random_boxes(500, 200.0) for _ in range(4)]).cuda()
-    scores = torch.rand(4, 500, 8).cuda()
-    expected = padded_reference(boxes.cpu(), scores.cpu(), 0.5, 0.3, 50, False)
-    batched_nms_padded(boxes, scores, 0.5, 0.3, 50)            # warm up (Triton compiles)
+@pytest.mark.parametrize("batch,n,classes,top_k", PADDED_GPU_CASES)
+def test_gpu_batched_nms_padded_is_sync_free_and_graph_capturable(batch, n, classes, top_k):
+    from conftest import capture, no_host_sync
+
+    boxes, scores = _padded_inputs(batch, n, classes)
+    static_boxes, static_scores = boxes.cuda(), scores.cuda()
+
+    def run():
+        return batched_nms_padded(static_boxes, static_scores, 0.5, 0.3, 50, pre_nms_top_k=top_k)
+    run()                                                        # warm up (Triton compiles)
     torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        got = batched_nms_padded(boxes, scores, 0.5, 0.3, 50)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    assert_padded_equal([t.cpu() for t in got], expected)
-    graph = torch.cuda.CUDAGraph()
-    static_boxes, static_scores = boxes.clone(), scores.clone()
-    with torch.cuda.graph(graph):
-        static_out = batched_nms_padded(static_boxes, static_scores, 0.5, 0.3, 50)
-    fresh_boxes = torch.stack([random_boxes(500, 200.0) for _ in range(4)])
-    fresh_scores = torch.rand(4, 500, 8)
+    with no_host_sync():
+        got = run()
+    assert_padded_equal([t.cpu() for t in got], padded_reference_top_k(boxes, scores, 0.5, 0.3, 50, top_k))
+    graph, static_out = capture(run)
+    fresh_boxes, fresh_scores = _padded_inputs(batch, n, classes)
     static_boxes.copy_(fresh_boxes)
     static_scores.copy_(fresh_scores)
     graph.replay()
     torch.cuda.synchronize()
     assert_padded_equal([t.cpu() for t in static_out],
-                        padded_reference(fresh_boxes, fresh_scores, 0.5, 0.3, 50, False))
+                        padded_reference_top_k(fresh_boxes, fresh_scores, 0.5, 0.3, 50, top_k))

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tritonvision.metrics.segmentation import SegmentationMetrics
+from tritonvision.metrics.segmentation import SegmentationMetrics, metrics_from_confusion_matrix
 from tritonvision.ops.confusion_matrix import confusion_matrix, confusion_matrix_from_logits
 
 
@@ -275,9 +275,34 @@ def test_segmentation_metrics_merge_of_halves_equals_one_pass_and_logits_equal_l
         first.merge(SegmentationMetrics(k + 1))
 
 
+def test_ignored_class_kept_by_default_dropped_as_torchmetrics_on_request():
+    """ignore_index=0 inside [0, K): by default class 0 stays (its predictions elsewhere are
+    its false positives: IoU 0, in the mean); drop_ignored_class=True leaves it out entirely."""
+    preds = torch.tensor([[0, 1, 2, 2, 1, 0]])
+    target = torch.tensor([[0, 1, 2, 1, 1, 2]])
+    kept, dropped = SegmentationMetrics(3, ignore_index=0), SegmentationMetrics(3, ignore_index=0,
+                                                                                  drop_ignored_class=True)
+    kept.update(preds, target)
+    dropped.update(preds, target)
+    # counted pixels (target != 0): (t1,p1), (t2,p2), (t1,p2), (t1,p1), (t2,p0)
+    # class 1: TP 2, FN 1 -> IoU 2/3; class 2: TP 1, FP 1, FN 1 -> IoU 1/3; class 0: FP 1 -> IoU 0
+    k, d = kept.compute(), dropped.compute()
+    assert k["iou"].tolist() == pytest.approx([0.0, 2 / 3, 1 / 3])
+    assert k["miou"].item() == pytest.approx(1 / 3)
+    assert torch.isnan(d["iou"][0]) and d["iou"][1:].tolist() == pytest.approx([2 / 3, 1 / 3])
+    assert d["miou"].item() == pytest.approx(1 / 2)
+
+
+def test_metric_is_a_module_and_its_counts_move_with_to():
+    metric = SegmentationMetrics(3)
+    assert isinstance(metric, torch.nn.Module) and "confmat" in dict(metric.named_buffers())
+    assert metric.to(torch.float64).confmat.dtype == torch.int64  # counts stay integers
+
+
 def test_segmentation_metrics_empty_is_nan_and_reset_clears():
     metric = SegmentationMetrics(3, ignore_index=255)
     out = metric.compute()
+    assert int(out.pop("confusion_matrix").sum()) == 0
     assert all(bool(torch.isnan(v).all()) for v in out.values())
     metric.update(torch.zeros(1, 2, 2, dtype=torch.long), torch.zeros(1, 2, 2, dtype=torch.long))
     assert metric.compute()["pixel_accuracy"] == 1.0
@@ -302,15 +327,18 @@ rank, store, data = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
 dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=2)
 metric = SegmentationMetrics(4, ignore_index=255)
 metric.update(torch.tensor(data["preds"][rank]), torch.tensor(data["target"][rank]))
-metric.sync()
-print(json.dumps(metric.confmat.tolist()), flush=True)
+local = metric.confmat.clone()
+miou = metric.compute()["miou"].item()          # sums over the ranks by itself ...
+assert torch.equal(metric.confmat, local)       # ... leaving this rank's counts as they were
+metric.sync()                                   # sync(): this rank now holds the sum
+print(json.dumps([metric.confmat.tolist(), miou]), flush=True)
 dist.barrier()                  # neither rank leaves while the other still talks to it
 dist.destroy_process_group()
 os._exit(0)                     # skip interpreter teardown (gloo threads can abort it)
 """
 
 
-def test_segmentation_metrics_sync_sums_two_ranks():
+def test_segmentation_metrics_compute_and_sync_sum_two_ranks():
     import json
     import subprocess
     import sys
@@ -328,19 +356,94 @@ def test_segmentation_metrics_sync_sums_two_ranks():
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
                    for rank in range(2)]
         results = [w.communicate(timeout=120) for w in workers]
+    expected_miou = metrics_from_confusion_matrix(torch.tensor(expected))["miou"].item()
     for worker, (out, err) in zip(workers, results):
         assert worker.returncode == 0, err
-        assert json.loads(out.strip().splitlines()[-1]) == expected
+        confmat, miou = json.loads(out.strip().splitlines()[-1])
+        assert confmat == expected and miou == pytest.approx(expected_miou, abs=1e-12)
+
+
+# ----------------------------------------------------------------------------- GPU
+def bincount_confmat(logits, target, k, ignore_index):
+    """torch.bincount of (target, argmax) pairs on CPU, ignored pixels left out."""
+    preds, target = logits.argmax(1).cpu(), target.cpu()
+    ok = target != ignore_index if ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
+    return torch.bincount((target[ok] * k + preds[ok]).long(), minlength=k * k).view(k, k)
+
+
+def _segmentation_batch(k, b=4, h=96, w=80, dtype=torch.float32, ignore_index=255):
+    logits = torch.randn(b, k, h, w).to(dtype)
+    target = torch.randint(0, k, (b, h, w))
+    if ignore_index is not None:
+        target[:, :8] = ignore_index
+    return logits, target
 
 
 @pytest.mark.gpu
-def test_confusion_matrix_cuda_matches_bincount():
-    k = 21
-    logits = torch.randn(4, k, 128, 128, device="cuda")
-    target = torch.randint(0, k, (4, 128, 128), device="cuda")
-    target[:, :8] = 255
+@pytest.mark.parametrize("k", [1, 2, 3, 21, 63, 64, 100])      # K <= 63: per-program histogram; above: atomics
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+@pytest.mark.parametrize("ignore_index", [255, None])
+def test_confusion_matrix_cuda_matches_bincount(k, dtype, ignore_index):
+    logits, target = _segmentation_batch(k, dtype=dtype, ignore_index=ignore_index)
+    expected = bincount_confmat(logits, target, k, ignore_index)
+    logits, target = logits.cuda(), target.cuda()
     preds = logits.argmax(1)
-    ok = target != 255
-    expected = torch.bincount((target[ok] * k + preds[ok]).cpu(), minlength=k * k).view(k, k)
-    assert torch.equal(confusion_matrix(preds, target, k, ignore_index=255).cpu(), expected)
-    assert torch.equal(confusion_matrix_from_logits(logits, target, ignore_index=255).cpu(), expected)
+    assert torch.equal(confusion_matrix(preds, target, k, ignore_index=ignore_index).cpu(), expected)
+    assert torch.equal(confusion_matrix_from_logits(logits, target, ignore_index=ignore_index).cpu(), expected)
+    channels_last = logits.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(confusion_matrix_from_logits(channels_last, target, ignore_index=ignore_index).cpu(),
+                       expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("k", [3, 64])
+@pytest.mark.parametrize("from_logits", [True, False], ids=["logits", "labels"])
+def test_gpu_segmentation_metrics_update_is_sync_free_and_graph_capturable(k, from_logits):
+    from conftest import capture, no_host_sync
+
+    logits, target = _segmentation_batch(k)
+    static_logits, static_target = logits.cuda(), target.cuda()
+    metric = SegmentationMetrics(k, ignore_index=255, device="cuda")
+
+    def update():
+        metric.update(static_logits if from_logits else static_logits.argmax(1), static_target)
+    update()                                                     # warm up (Triton compiles)
+    torch.cuda.synchronize()
+    with no_host_sync():
+        update()
+    assert torch.equal(metric.confmat.cpu(), 2 * bincount_confmat(logits, target, k, 255))
+    graph, _ = capture(update)
+    metric.confmat.zero_()                                       # in place: the graph adds into this tensor
+    fresh_logits, fresh_target = _segmentation_batch(k)
+    static_logits.copy_(fresh_logits)
+    static_target.copy_(fresh_target)
+    graph.replay()
+    graph.replay()
+    torch.cuda.synchronize()
+    assert torch.equal(metric.confmat.cpu(), 2 * bincount_confmat(fresh_logits, fresh_target, k, 255))
+    expected = SegmentationMetrics(k, ignore_index=255)
+    expected.update(fresh_logits.argmax(1), fresh_target)
+    for name, value in metric.compute().items():
+        torch.testing.assert_close(value.cpu(), expected.compute()[name], equal_nan=True)
+
+
+BAD_LABEL_ON_CUDA = """
+import torch
+from tritonvision.metrics import SegmentationMetrics
+metric = SegmentationMetrics(4, ignore_index=255, device="cuda")
+logits = torch.randn(2, 4, 8, 8, device="cuda")
+target = torch.randint(0, 4, (2, 8, 8), device="cuda")
+metric.update(logits, target)                                    # warm up
+torch.cuda.synchronize()
+target[1, 4, 4] = 9
+torch.cuda.set_sync_debug_mode("error")
+metric.update(logits, target)
+torch.cuda.set_sync_debug_mode("default")
+print(metric.confmat.sum().item())
+"""
+
+
+@pytest.mark.gpu
+def test_gpu_bad_label_fails_a_device_side_assertion_without_a_sync():
+    from conftest import run_expecting_device_assert
+    run_expecting_device_assert(BAD_LABEL_ON_CUDA)

@@ -17,7 +17,7 @@ import torch
 
 from perf.harness import BenchCase, compiled
 
-SIZES = {"small": 512, "full": 8192}
+SIZES = {"tiny": 48, "small": 512, "full": 8192}
 THRESHOLD = 0.5
 
 

@@ -18,7 +18,7 @@ import torch
 
 from perf.harness import BenchCase, compiled
 
-SHAPES = {"small": [(1, 64, 21)], "full": [(8, 512, 21), (8, 512, 150)]}
+SHAPES = {"tiny": [(1, 12, 5)], "small": [(1, 64, 21)], "full": [(8, 512, 21), (8, 512, 150)]}
 IGNORE = 255
 
 

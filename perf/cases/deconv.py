@@ -22,6 +22,7 @@ from perf.harness import BenchCase, compiled
 
 # name, B, C_in, C_out, H_in, k, stride, padding, mode
 SHAPES = {
+    "tiny": [("unet_up", 1, 4, 4, 3, 2, 2, 0, "concat"), ("fcn8s_up", 1, 4, 4, 3, 4, 2, 1, "add")],
     "small": [("unet_up", 1, 16, 8, 8, 2, 2, 0, "concat"), ("fcn8s_up", 1, 16, 8, 8, 4, 2, 1, "add")],
     "full": [
         ("unet_up1", 4, 512, 256, 32, 2, 2, 0, "concat"),

@@ -29,7 +29,7 @@ import torch
 from perf.coco_synthetic import write_synthetic_coco
 from perf.harness import BenchCase
 
-SIZES = {"small": 200, "full": 5000}
+SIZES = {"tiny": 10, "small": 200, "full": 5000}
 CACHE = Path(os.environ.get("TRITONVISION_BENCH_CACHE", tempfile.gettempdir())) / "tritonvision_coco_synthetic"
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from perf.harness import BenchCase, compiled
 
-SIZES = {"small": [(2, 5, 32, 32), (1, 12, 32, 32)], "full": [(8, 21, 512, 512), (2, 150, 512, 512)]}
+SIZES = {"tiny": [(1, 3, 6, 6)], "small": [(2, 5, 32, 32), (1, 12, 32, 32)], "full": [(8, 21, 512, 512), (2, 150, 512, 512)]}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 

@@ -22,10 +22,12 @@ import torch.nn.functional as F
 from perf.harness import BenchCase
 
 SEG = {
+    "tiny": dict(size=16, batch=1, width=2, classes=3),
     "small": dict(size=32, batch=2, width=4, classes=4),
     "full": dict(size=512, batch=8, width=64, classes=21),
 }
 YOLO_SIZES = {
+    "tiny": dict(size=32, batch=1, width=2, stride=16, classes=2),
     "small": dict(size=64, batch=2, width=4, stride=16, classes=3),
     "full": dict(size=448, batch=32, width=32, stride=32, classes=20),
 }

@@ -19,8 +19,8 @@ import torch
 
 from perf.harness import BenchCase
 
-NMS_SIZES = {"small": [1_000, 10_000], "full": [1_000, 10_000, 100_000]}
-PADDED_SIZES = {"small": (2, 500, 10), "full": (16, 5000, 80)}
+NMS_SIZES = {"tiny": [60], "small": [1_000, 10_000], "full": [1_000, 10_000, 100_000]}
+PADDED_SIZES = {"tiny": (1, 40, 3), "small": (2, 500, 10), "full": (16, 5000, 80)}
 IOU = 0.5
 PADDED_IOU, SCORE_THRESHOLD, MAX_OUT = 0.45, 0.25, 300
 

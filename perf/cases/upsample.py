@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from perf.harness import BenchCase, compiled
 
-SHAPES = {"small": [(1, 3, 16)], "full": [(8, 21, 256), (8, 64, 256)]}
+SHAPES = {"tiny": [(1, 2, 4)], "small": [(1, 3, 16)], "full": [(8, 21, 256), (8, 64, 256)]}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 

@@ -1,18 +1,18 @@
-"""Benchmark the fused ops against eager torch, torch.compile and the anchor libraries; save or compare runs.
-
-Runs every ``perf/cases/<family>.py`` of the source tree (``perf/`` is not installed
-with the package: run from a git checkout, installed editable). Prints one table
-(ours ms, each baseline ms, speed-ups, GB/s and TFLOP/s as a fraction of the measured
-copy bandwidth / matmul rate, peak memory); ``--save NAME`` writes
-perf/results/<device>/NAME.{json,md,png}; ``--compare NAME`` exits 1 when any case is
-more than ``--threshold`` slower than the saved run. Exit 2 on errors.
-"""
+"""``tritonvision bench``: ``python -m perf`` of the source checkout this package was
+installed from (``perf/`` is not installed with the package), every argument passed on;
+``tritonvision bench --help`` shows the runner's options."""
 from __future__ import annotations
 
 import argparse
-import shlex
+import subprocess
 import sys
 from pathlib import Path
+
+SUMMARY = "Benchmark the fused ops against eager torch, torch.compile and the anchor libraries."
+EXAMPLES = """\
+  tritonvision bench --help                 the benchmark runner's own options
+  tritonvision bench --device cuda --save my-gpu
+"""
 
 
 def _perf_root() -> Path | None:
@@ -22,32 +22,15 @@ def _perf_root() -> Path | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--ops", default=None,
-                        help="comma-separated families (perf/cases/<family>.py) to run; default all")
-    parser.add_argument("--size", choices=("small", "full"), default=None,
-                        help="'small' CPU smoke sizes or the 'full' GPU sizes (default: full on "
-                             "cuda, small on cpu)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
-                        help="default: cuda if available, else cpu")
-    parser.add_argument("--save", metavar="NAME", default=None,
-                        help="save perf/results/<device-slug>/NAME.{json,md,png}")
-    parser.add_argument("--compare", metavar="NAME", default=None,
-                        help="compare ours with a saved run (NAME or a .json path); exit 1 when "
-                             "any case is more than --threshold slower")
-    parser.add_argument("--threshold", type=float, default=0.10,
-                        help="allowed slow-down for --compare, as a fraction (default 0.10)")
-    parser.add_argument("--skip", default="",
-                        help="comma-separated baseline names not to time (e.g. 'compile')")
-    parser.add_argument("--n-sets", type=int, default=3, help="rotating input sets per case (default 3)")
-    parser.add_argument("--min-time", type=float, default=0.05,
-                        help="CPU: least seconds of timed calls per function (default 0.05)")
-    parser.add_argument("--note", default="", help="free text stored with the results (e.g. the machine)")
-    # for tests: another results folder, and a small (cache-resident, so flattering) roofline
-    parser.add_argument("--results-dir", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--quick-roofline", action="store_true", help=argparse.SUPPRESS)
+    """None here: the runner (perf/runner.py) parses its own options."""
 
 
 def run(args: argparse.Namespace) -> int:
+    return run_perf([])
+
+
+def run_perf(argv: list[str]) -> int:
+    """``python -m perf *argv`` in the source checkout; 2 when there is none."""
     root = _perf_root()
     if root is None:
         print("tritonvision bench: the benchmark suite (perf/) is not installed with the package; "
@@ -55,12 +38,5 @@ def run(args: argparse.Namespace) -> int:
               "perf/ beside it. Install from a source checkout (git clone ...; pip install -e .) "
               "and run `tritonvision bench` (or `python -m perf`) there.", file=sys.stderr)
         return 2
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from perf.runner import command_from_args, run as run_benchmarks
-
-    if len(sys.argv) > 1 and sys.argv[1] == "bench":  # the real command line
-        command = shlex.join(["tritonvision", "bench", *sys.argv[2:]])
-    else:  # called as tritonvision.cli.main([...])
-        command = command_from_args("tritonvision bench", args)
-    return run_benchmarks(args, command=command)
+    command = ["tritonvision", "bench", *argv]
+    return subprocess.call([sys.executable, "-m", "perf", "--command", " ".join(command), *argv], cwd=root)

@@ -1,17 +1,21 @@
-"""Evaluate COCO-format detections: AP/AR the COCO way (pycocotools' 12 numbers) or the VOC way.
-
-    tritonvision eval-detections --gt instances_val.json --results detections.json
-    tritonvision eval-detections --gt instances_val.json --results detections.json --style voc07 --plot pr.png
-
---gt is a COCO annotation file (images, annotations with xywh bbox, categories); --results a
-COCO result file: a list of {image_id, category_id, bbox [x, y, w, h], score}. Only boxes
-are evaluated (no segmentation masks).
-"""
+"""``tritonvision eval-detections``: a COCO result file against a COCO annotation file."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+
+SUMMARY = ("Evaluate COCO-format detections: pycocotools' 12 AP/AR numbers (COCO style) or VOC "
+           "AP, with a per-class table.")
+EXAMPLES = """\
+  tritonvision eval-detections --gt instances_val.json --results detections.json
+  tritonvision eval-detections --gt instances_val.json --results detections.json --style voc07 --plot pr.png
+  tritonvision eval-detections --gt instances_val.json --results runs/detect/predict/predictions.json --json metrics.json
+
+--gt is a COCO annotation file (images, annotations with [x, y, w, h] boxes, categories);
+--results a COCO result file: a list of {image_id, category_id, bbox [x, y, w, h], score}
+(tritonvision detect writes one). Only boxes are evaluated (no segmentation masks).
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,54 +25,79 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="coco: pycocotools' COCOeval numbers (default); voc: all-point AP "
                              "(VOC2010+); voc07: 11-point AP")
     parser.add_argument("--iou", type=float, default=None,
-                        help="VOC styles: the IoU threshold (a match needs IoU > it; default 0.5)")
+                        help="voc / voc07 only: the IoU threshold (a match needs IoU > it; "
+                             "default 0.5)")
     parser.add_argument("--plot", default=None, metavar="PNG",
-                        help="also save precision-recall curves (IoU 0.5) to this PNG")
-    parser.add_argument("--per-class", action="store_true", help="COCO style: also print AP per class")
+                        help="also save precision-recall curves (IoU 0.5) to this PNG "
+                             "(needs matplotlib: pip install 'tritonvision[plot]')")
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help="also write the results (metrics, per class) to this JSON file")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Options that do not apply to the chosen style, or cannot be served, are errors."""
+    import os
+
+    from tritonvision.training.reports import have_matplotlib
+
+    if args.iou is not None and args.style == "coco":
+        raise ValueError("--iou applies to --style voc / voc07; the COCO style averages over "
+                         "IoU 0.50:0.05:0.95 (map_50 and map_75 are in its table)")
+    if args.plot and not have_matplotlib():
+        raise ValueError("--plot needs matplotlib: pip install 'tritonvision[plot]'")
+    for path, what in ((args.gt, "ground-truth annotation"), (args.results, "detection results")):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{what} file not found: {path}")
+
+
 def _progress(enabled: bool):
-    """A tqdm bar over the stages (stderr), shown only for large inputs or a terminal."""
+    """A tqdm bar over the stages (stderr), only on a terminal and for large inputs."""
     from tqdm import tqdm
-    return tqdm(total=4, desc="eval-detections", unit="step", file=sys.stderr, disable=not enabled,
-                leave=False)
+    return tqdm(total=4, desc="eval-detections", unit="step", file=sys.stderr,
+                disable=None if enabled else True, leave=False)
+
+
+def _evaluate(args: argparse.Namespace):
+    """(the computed result, the metric) for the two files."""
+    import os
+
+    from tritonvision.metrics import MeanAveragePrecision
+    from tritonvision.metrics.coco_json import read_coco
+
+    large = os.path.getsize(args.results) + os.path.getsize(args.gt) > 20 * 2 ** 20
+    with _progress(large and not args.no_progress) as bar:
+        bar.set_postfix_str("reading ground truth and results")
+        gt, results = read_coco(args.gt, args.results)
+        bar.update(2)
+        kwargs = {"iou_thresholds": [args.iou]} if args.iou is not None else {}
+        metric = MeanAveragePrecision._from_coco(gt, results, style=args.style, class_metrics=True, **kwargs)
+        bar.update()
+        bar.set_postfix_str("matching")
+        result = metric.compute()
+        bar.update()
+    return result, metric
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
-    from tritonvision.metrics import MeanAveragePrecision, plot_pr_curves
-    from tritonvision.metrics.coco_json import read_coco
+    from tritonvision.metrics import plot_pr_curves
     from tritonvision.metrics.detection import format_result
+    from tritonvision.training import reports
 
-    for path, what in ((args.gt, "ground-truth annotation"), (args.results, "detection results")):
-        if not os.path.exists(path):
-            print(f"eval-detections: {what} file not found: {path}", file=sys.stderr)
-            return 2
-    large = os.path.getsize(args.results) + os.path.getsize(args.gt) > 20 * 2 ** 20
+    _check_options(args)
     start = time.perf_counter()
-    with _progress(large and not args.no_progress) as bar:
-        try:
-            bar.set_postfix_str("reading ground truth and results")
-            gt, results = read_coco(args.gt, args.results)
-            bar.update(2)
-            kwargs = {"iou_thresholds": [args.iou]} if args.iou is not None and args.style != "coco" else {}
-            metric = MeanAveragePrecision._from_coco(gt, results, style=args.style, **kwargs)
-            bar.update()
-            bar.set_postfix_str("matching")
-            result = metric.compute()
-            bar.update()
-        except (ValueError, FileNotFoundError) as error:
-            print(f"eval-detections: {error}", file=sys.stderr)
-            return 2
+    result, metric = _evaluate(args)
     print(format_result(result))
-    if args.per_class and result["style"] == "coco":
-        print("\nAP per class (IoU=0.50:0.95, area=all, maxDets=100)")
-        for name, ap in zip(result["class_names"], result["map_per_class"]):
-            print(f"  {name:<24} {'-' if ap < 0 else f'{ap:0.3f}':>6}")
+    if result["style"] == "coco":  # the VOC table above is per class already
+        print("\nper class (AP = AP@[0.50:0.95], area all, maxDets 100)")
+        print(reports.per_class_table(result, "det"))
     if args.plot:
         plot_pr_curves(result, args.plot)
         print(f"precision-recall curves saved to {args.plot}")
-    print(f"evaluated {metric.num_images} images in {time.perf_counter() - start:.2f} s", file=sys.stderr)
+    if args.json:
+        data = reports.metrics_json(result, "det", style=args.style, gt=args.gt,
+                                    results=args.results)
+        print(f"results saved to {reports.write_json(args.json, data)}")
+    print(f"evaluated {metric.num_images} images in {time.perf_counter() - start:.2f} s",
+          file=sys.stderr)
     return 0

@@ -1,121 +1,128 @@
-"""Run a trained checkpoint on image files or a folder and save overlays as PNG.
-
-``tritonvision detect`` draws the detected boxes with their class and score;
-``tritonvision segment`` blends the predicted class colours over the image. Both commands
-are this module (it reads ``args.command``); images are resized to the training size for
-the network and the result is mapped back to the original size.
-"""
+"""What ``tritonvision detect`` and ``tritonvision segment`` share: the checkpoint and the
+input images, the run folder, letterboxing an image to the training size and mapping the
+network's output back to the image's own pixels, and the overlay colours."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .arguments import add_device_options, add_output_options
 
 PALETTE = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200),
            (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60)]
+TASK_COMMANDS = {"det": "detect", "seg": "segment"}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="a checkpoint written by `tritonvision train`")
+def add_inputs(parser: argparse.ArgumentParser) -> None:
+    """The checkpoint and the images."""
+    parser.add_argument("checkpoint", help="a checkpoint written by tritonvision train "
+                                           "(weights/best.pt or weights/last.pt)")
     parser.add_argument("inputs", nargs="+", help="image files and/or folders of images")
-    parser.add_argument("--out", default="runs/predict", help="folder for the PNG overlays")
-    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
-    parser.add_argument("--score-threshold", type=float, default=0.25, help="detect only")
-    parser.add_argument("--iou-threshold", type=float, default=0.5, help="detect only")
-    parser.add_argument("--alpha", type=float, default=0.5, help="segment: overlay opacity")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Device and output folder options."""
+    add_device_options(parser)
+    add_output_options(parser, "output", "predict")
+
+
+def colour(index: int) -> tuple[int, int, int]:
+    return PALETTE[index % len(PALETTE)]
 
 
 def collect_images(inputs: list[str]) -> list[Path]:
-    """Image files named directly, plus every image file in the named folders (sorted)."""
-    from tritonvision.data.images import IMAGE_EXTENSIONS
+    """Image files named directly, plus every image file in the named folders (sorted);
+    a file named twice is read once."""
+    from tritonvision.data.images import list_images
 
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS))
+            files.extend(list_images(path))
         elif path.is_file():
             files.append(path)
         else:
             raise FileNotFoundError(f"input {path} does not exist")
     if not files:
         raise ValueError(f"no image files found in {', '.join(inputs)}")
-    return files
+    unique = {f.resolve(): f for f in files}
+    return list(unique.values())
 
 
-def _colour(index: int) -> tuple[int, int, int]:
-    return PALETTE[index % len(PALETTE)]
+@dataclass
+class Session:
+    """A loaded model and the images to run it on, with their output names (relative,
+    no suffix) in the run folder."""
+    model: torch.nn.Module
+    config: object
+    names: list
+    device: torch.device
+    folder: Path
+    files: list
+    outputs: list
+
+    def output(self, name: Path, suffix: str, subfolder: str = "") -> Path:
+        """``folder/subfolder/name.suffix``, its parent folders created."""
+        path = self.folder / subfolder / name.with_suffix(suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch
-    import torch.nn.functional as F
-    from PIL import Image, ImageDraw
-
-    from tritonvision.data import load_image
+def open_session(args: argparse.Namespace, task: str) -> Session:
+    """Load the checkpoint (it must hold a ``task`` model), list the inputs, make the folder."""
     from tritonvision.training.distributed import resolve_device
+    from tritonvision.training.run_folder import (default_project, new_run_folder,
+                                                  unique_output_names)
 
     from .evaluate import load_trained_model
 
-    command = getattr(args, "command", "segment")
-    try:
-        device = resolve_device(args.device)
-        model, config, num_classes = load_trained_model(args.checkpoint, device)
-        want = "det" if command == "detect" else "seg"
-        if config.task != want:
-            raise ValueError(f"{args.checkpoint} holds a {config.task} model ({config.model}); "
-                             f"use `tritonvision {'detect' if config.task == 'det' else 'segment'}`")
-        files = collect_images(args.inputs)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"tritonvision {command}: error: {error}")
-        return 2
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    size = config.image_size
-    names = _class_names(config, num_classes)
-    for path in files:
-        try:
-            image = load_image(path)
-        except (FileNotFoundError, ValueError, OSError) as error:
-            print(f"tritonvision {command}: error: {error}")
-            return 2
-        h, w = image.shape[-2:]
-        batch = F.interpolate(image[None], size=(size, size), mode="bilinear",
-                              align_corners=False).to(device)
-        canvas = Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype("uint8"))
-        with torch.no_grad():
-            outputs = model(batch)
-            if command == "detect":
-                boxes, scores, labels, counts = model.postprocess(
-                    outputs.float(), args.score_threshold, args.iou_threshold)
-                count = int(counts[0])
-                scale = torch.tensor([w / size, h / size, w / size, h / size])
-                draw = ImageDraw.Draw(canvas)
-                for box, score, label in zip((boxes[0, :count].cpu() * scale).tolist(),
-                                             scores[0, :count].tolist(), labels[0, :count].tolist()):
-                    draw.rectangle(box, outline=_colour(label + 1), width=2)
-                    draw.text((box[0] + 2, box[1] + 1), f"{names[label]} {score:.2f}",
-                              fill=_colour(label + 1))
-                summary = f"{count} detections"
-            else:
-                logits = F.interpolate(outputs.float(), size=(h, w), mode="bilinear",
-                                       align_corners=False)
-                pred = logits.argmax(1)[0].cpu()
-                colours = torch.tensor([_colour(i) for i in range(num_classes)], dtype=torch.uint8)
-                overlay = Image.fromarray(colours[pred].numpy())
-                mask = Image.fromarray(((pred > 0).numpy() * int(255 * args.alpha)).astype("uint8"))
-                canvas.paste(overlay, (0, 0), mask)
-                summary = ", ".join(f"{names[c - 1] if c > 0 else 'background'} "
-                                    f"{(pred == c).float().mean():.1%}"
-                                    for c in range(num_classes) if (pred == c).any())
-        target = out / f"{path.stem}.png"
-        canvas.save(target)
-        print(f"{path} -> {target} ({summary})")
-    return 0
+    device = resolve_device(args.device)
+    model, config, names = load_trained_model(args.checkpoint, device)
+    if config.task != task:
+        raise ValueError(f"{args.checkpoint} holds a {TASK_COMMANDS[config.task]} model "
+                         f"({config.model}); use tritonvision {TASK_COMMANDS[config.task]}")
+    files = collect_images(args.inputs)
+    folder = new_run_folder(args.project or default_project(task), args.name or "predict",
+                            bool(args.exist_ok))
+    return Session(model, config, names, device, folder, files, unique_output_names(files))
 
 
-def _class_names(config, num_classes: int) -> list[str]:
-    count = num_classes if config.task == "det" else num_classes - 1
-    if str(config.data).lower() == "shapes":
-        from tritonvision.data import SHAPES_CLASSES
-        return list(SHAPES_CLASSES)[:count] + [f"class{i}" for i in range(3, count)]
-    return [f"class{i}" for i in range(count)]
+def letterboxed(image: Tensor, size: int) -> tuple[Tensor, tuple]:
+    """``(batch [1, 3, size, size], geometry)``: the image fitted with its aspect ratio kept
+    (see ``tritonvision.data.letterbox_geometry``)."""
+    from tritonvision.data import Letterbox, letterbox_geometry
+
+    geometry = letterbox_geometry(*image.shape[-2:], (size, size))
+    padded, _ = Letterbox(size)(image, {})
+    return padded[None], geometry
+
+
+def boxes_to_image(boxes: Tensor, geometry: tuple, height: int, width: int) -> Tensor:
+    """Boxes [K, 4] xyxy of the letterboxed input -> pixels of the original image (clipped)."""
+    new_h, new_w, top, left = geometry
+    shift = torch.tensor([left, top, left, top], dtype=boxes.dtype, device=boxes.device)
+    scale = torch.tensor([new_w / width, new_h / height] * 2, dtype=boxes.dtype, device=boxes.device)
+    boxes = (boxes - shift) / scale
+    limit = torch.tensor([width, height, width, height], dtype=boxes.dtype, device=boxes.device)
+    return boxes.clamp(min=torch.zeros_like(limit), max=limit)
+
+
+def logits_to_image(logits: Tensor, geometry: tuple, height: int, width: int) -> Tensor:
+    """Logits [1, K, S, S] of the letterboxed input -> [1, K, height, width] of the original
+    (the padding cut off, the rest resized bilinearly)."""
+    import torch.nn.functional as F
+
+    new_h, new_w, top, left = geometry
+    logits = logits[..., top:top + new_h, left:left + new_w]
+    return F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+
+
+def canvas_of(image: Tensor):
+    """A PIL RGB image of a float [3, H, W] tensor in [0, 1]."""
+    from PIL import Image
+    return Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype("uint8"))

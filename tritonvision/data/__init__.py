@@ -12,20 +12,21 @@ Train/val on the synthetic shapes: ``ShapesDataset.split(num_train, num_val, see
 """
 from .coco import CocoDetection
 from .collate import collate_detection, collate_segmentation
-from .formats import open_dataset
+from .formats import open_dataset, split_is_shared
 from .images import load_image, load_index_mask
 from .mask_folder import MaskFolder
 from .shapes import CLASSES as SHAPES_CLASSES
 from .shapes import ShapesDataset
-from .transforms import (Compose, Normalize, RandomCrop, RandomHorizontalFlip, RandomScale,
-                         Resize, resize_sample)
+from .transforms import (Compose, Letterbox, Normalize, RandomCrop, RandomHorizontalFlip,
+                         RandomScale, Resize, letterbox_geometry, resize_sample)
 from .voc import VOC_CLASSES, VOCDetection, VOCSegmentation, voc_palette
 from .yolo import YoloDetection
 
 __all__ = [
     "ShapesDataset", "SHAPES_CLASSES", "CocoDetection", "VOCDetection", "VOCSegmentation",
-    "VOC_CLASSES", "voc_palette", "YoloDetection", "MaskFolder", "open_dataset",
+    "VOC_CLASSES", "voc_palette", "YoloDetection", "MaskFolder", "open_dataset", "split_is_shared",
     "collate_detection", "collate_segmentation", "Compose", "RandomHorizontalFlip",
-    "RandomScale", "RandomCrop", "Resize", "Normalize", "resize_sample", "load_image",
+    "RandomScale", "RandomCrop", "Resize", "Letterbox", "letterbox_geometry", "Normalize",
+    "resize_sample", "load_image",
     "load_index_mask",
 ]

@@ -10,6 +10,7 @@ from torch import Tensor
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 PathLike = Union[str, Path]
+EXIF_ORIENTATION = 0x0112
 
 
 def _open(path: Path):
@@ -26,14 +27,18 @@ def _open(path: Path):
 
 
 def load_image(path: PathLike) -> Tensor:
-    """An RGB image file -> float32 Tensor[3, H, W] in [0, 1]."""
-    img = _open(Path(path)).convert("RGB")
+    """An RGB image file -> float32 Tensor[3, H, W] in [0, 1], upright: an EXIF orientation
+    (phone photos) is applied, as image viewers and annotation tools show the image."""
+    from PIL import ImageOps
+
+    img = ImageOps.exif_transpose(_open(Path(path))).convert("RGB")
     array = np.asarray(img, dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
 def image_size(path: PathLike) -> "tuple[int, int]":
-    """(height, width) of an image file, reading only its header."""
+    """(height, width) of an image file as :func:`load_image` gives it (EXIF orientation
+    applied), reading only its header."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -42,6 +47,8 @@ def image_size(path: PathLike) -> "tuple[int, int]":
     try:
         with Image.open(path) as img:
             w, h = img.size
+            if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # turned by 90 degrees
+                w, h = h, w
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ValueError(f"{path}: cannot read image ({e})") from e
     return h, w

@@ -146,6 +146,48 @@ class Resize:
         return f"Resize(size={self.size})"
 
 
+LETTERBOX_FILL = 114 / 255  # Ultralytics' grey
+
+
+def letterbox_geometry(height: int, width: int, size: "tuple[int, int]") -> "tuple[int, int, int, int]":
+    """How :class:`Letterbox` fits a ``height x width`` image into ``size = (H, W)``:
+    ``(new_height, new_width, top, left)``: the image is resized, aspect ratio kept, to the
+    largest ``new_height x new_width`` that fits and placed at ``(top, left)``, the rest
+    padded. A point ``(x, y)`` of the original maps to
+    ``(x * new_width / width + left, y * new_height / height + top)``."""
+    out_h, out_w = size
+    scale = min(out_h / height, out_w / width)
+    new_h, new_w = max(1, round(height * scale)), max(1, round(width * scale))
+    return new_h, new_w, (out_h - new_h) // 2, (out_w - new_w) // 2
+
+
+class Letterbox:
+    """Resize to fit ``size`` keeping the aspect ratio, then pad to exactly ``size``
+    (centred; image with ``fill``, mask with ``mask_fill`` = ignore). Boxes are scaled by
+    the resize's exact ratios and shifted by the padding (see :func:`letterbox_geometry`)."""
+
+    def __init__(self, size: Size, fill: float = LETTERBOX_FILL, mask_fill: int = MASK_PAD_VALUE):
+        self.size = _pair(size, "Letterbox")
+        self.fill, self.mask_fill = float(fill), int(mask_fill)
+
+    def __call__(self, image: Tensor, target: dict) -> "tuple[Tensor, dict]":
+        new_h, new_w, top, left = letterbox_geometry(*image.shape[-2:], self.size)
+        image, target = resize_sample(image, target, (new_h, new_w))
+        bottom, right = self.size[0] - new_h - top, self.size[1] - new_w - left
+        if not (top or bottom or left or right):
+            return image, target
+        image = F.pad(image, (left, right, top, bottom), value=self.fill)
+        if "mask" in target:
+            target["mask"] = F.pad(target["mask"], (left, right, top, bottom), value=self.mask_fill)
+        if "boxes" in target:
+            target["boxes"] = target["boxes"] + torch.tensor([left, top, left, top],
+                                                             dtype=target["boxes"].dtype)
+        return image, target
+
+    def __repr__(self) -> str:
+        return f"Letterbox(size={self.size}, fill={self.fill:.4f}, mask_fill={self.mask_fill})"
+
+
 class RandomScale:
     """Resize by a factor drawn uniformly from [min_scale, max_scale] (same for both sides;
     the new size is rounded to whole pixels and boxes follow the exact ratio)."""

@@ -8,9 +8,9 @@
 
     MeanAveragePrecision.from_coco_json("instances_val.json", "detections.json").compute()
 
-The per-image data is kept (as numpy arrays) until ``compute()``; ``merge`` and ``sync``
-combine metrics from several workers. Only boxes (iouType "bbox") are evaluated: there
-are no masks, so COCO "segm" evaluation is not provided.
+The per-image data is kept (as numpy arrays) until ``compute()``, which gathers every
+rank's images under ``torch.distributed`` by itself (``sync_on_compute``); ``merge``
+combines metrics by hand. Only boxes (iouType "bbox") are evaluated so far.
 """
 from __future__ import annotations
 
@@ -20,10 +20,13 @@ import numpy as np
 import torch
 
 from . import coco_eval
-from .coco_eval import CocoBoxes
+from ._metric import Metric
+from .coco_eval import CocoInstances
 from .voc_eval import evaluate_voc
 
 STYLES = ("coco", "voc", "voc07")
+BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
+IOU_TYPES = ("bbox",)
 _NAME = "MeanAveragePrecision"
 
 
@@ -40,17 +43,22 @@ def _array(value: Any, name: str, dtype, index: int) -> np.ndarray:
                         f"numbers, got {type(value).__name__}") from None
 
 
-def _boxes_xywh(value: Any, name: str, index: int) -> np.ndarray:
+def _boxes_xywh(value: Any, name: str, index: int, box_format: str) -> np.ndarray:
     boxes = _array(value, name, np.float64, index)
     if boxes.size == 0:
         return np.zeros((0, 4), dtype=np.float64)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"{_NAME}.update: {name} of image {index} must have shape [N, 4] "
-                         f"(x1, y1, x2, y2), got {list(boxes.shape)}")
+                         f"({box_format}), got {list(boxes.shape)}")
     if not np.isfinite(boxes).all():
         raise ValueError(f"{_NAME}.update: {name} of image {index} has non-finite coordinates; "
                          "drop those boxes before the metric")
-    return np.stack([boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], axis=1)
+    a, b, c, d = boxes.T
+    if box_format == "xyxy":
+        return np.stack([a, b, c - a, d - b], axis=1)
+    if box_format == "cxcywh":
+        return np.stack([a - c / 2, b - d / 2, c, d], axis=1)
+    return boxes
 
 
 def _vector(record: dict, key: str, name: str, n: int, dtype, index: int, default=None) -> np.ndarray:
@@ -65,10 +73,20 @@ def _vector(record: dict, key: str, name: str, n: int, dtype, index: int, defaul
     return values
 
 
-class MeanAveragePrecision:
+class MeanAveragePrecision(Metric):
     """Mean average precision of box detections, accumulated over batches.
 
+    Keywords as torchmetrics' ``MeanAveragePrecision``:
+
     Args:
+        box_format: "xyxy" (default), "xywh" (COCO) or "cxcywh": the format of every box
+            given to ``update``.
+        iou_type: "bbox" (the only type so far).
+        class_metrics: also return ``map_per_class`` / ``mar_100_per_class`` (COCO style; as
+            torchmetrics, both are ``[-1.]`` when False). The VOC styles always give AP per class.
+        sync_on_compute: under ``torch.distributed``, ``compute()`` evaluates every rank's
+            images (gathered in rank order) without changing this rank's state.
+        process_group: the group to gather over (default: the whole world).
         style: "coco" (pycocotools' COCOeval: IoU 0.50:0.05:0.95, 101-point precision,
             area ranges, maxDets 1/10/100, crowd ground truths), "voc" (all-point AP,
             VOC2010+) or "voc07" (11-point AP).
@@ -86,9 +104,16 @@ class MeanAveragePrecision:
     """
 
     def __init__(self, style: str = "coco", iou_thresholds: Sequence[float] | None = None,
-                 max_detection_thresholds: Sequence[int] = coco_eval.MAX_DETS) -> None:
+                 max_detection_thresholds: Sequence[int] = coco_eval.MAX_DETS, box_format: str = "xyxy",
+                 iou_type: str = "bbox", class_metrics: bool = False, sync_on_compute: bool = True,
+                 process_group: Any = None) -> None:
+        super().__init__(sync_on_compute, process_group)
         if style not in STYLES:
             raise ValueError(f"{_NAME}: style must be one of {STYLES}, got {style!r}")
+        if box_format not in BOX_FORMATS:
+            raise ValueError(f"{_NAME}: box_format must be one of {BOX_FORMATS}, got {box_format!r}")
+        if iou_type not in IOU_TYPES:
+            raise ValueError(f"{_NAME}: iou_type must be one of {IOU_TYPES}, got {iou_type!r}")
         if style == "coco":
             thresholds = coco_eval.IOU_THRESHOLDS if iou_thresholds is None else iou_thresholds
         else:
@@ -102,6 +127,9 @@ class MeanAveragePrecision:
         if not max_dets or max_dets[0] < 1:
             raise ValueError(f"{_NAME}: max_detection_thresholds must be positive integers, got {max_dets}")
         self.style = style
+        self.box_format = box_format
+        self.iou_type = iou_type
+        self.class_metrics = class_metrics
         self.iou_thresholds = thresholds
         self.max_detection_thresholds = max_dets
         self._category_ids: np.ndarray | None = None  # fixed by from_coco_json
@@ -121,7 +149,7 @@ class MeanAveragePrecision:
         for name, value in arrays.items():
             self._parts[name].append(value)
 
-    def _state(self) -> dict[str, np.ndarray]:
+    def _local_state(self) -> dict[str, np.ndarray]:
         shapes = {"det_xywh": (0, 4), "gt_xywh": (0, 4)}
         dtypes = {"det_image": np.int64, "det_label": np.int64, "gt_image": np.int64, "gt_label": np.int64,
                   "gt_crowd": bool, "gt_difficult": bool, "gt_id_nonzero": bool}
@@ -150,8 +178,8 @@ class MeanAveragePrecision:
             for key, record, name in (("boxes", pred, "preds"), ("boxes", target, "targets")):
                 if key not in record:
                     raise ValueError(f"{_NAME}.update: {name} {index} has no 'boxes' entry")
-            det = _boxes_xywh(pred["boxes"], "preds['boxes']", index)
-            gt = _boxes_xywh(target["boxes"], "targets['boxes']", index)
+            det = _boxes_xywh(pred["boxes"], "preds['boxes']", index, self.box_format)
+            gt = _boxes_xywh(target["boxes"], "targets['boxes']", index, self.box_format)
             n, m = det.shape[0], gt.shape[0]
             scores = _vector(pred, "scores", "preds", n, np.float64, index)
             det_labels = _vector(pred, "labels", "preds", n, np.int64, index)
@@ -175,7 +203,7 @@ class MeanAveragePrecision:
                 or other.max_detection_thresholds != self.max_detection_thresholds):
             raise ValueError(f"{_NAME}.merge: both metrics need the same style, iou_thresholds and "
                              "max_detection_thresholds")
-        self._add_state(other._state())
+        self._add_state(other._local_state())
         return self
 
     def _add_state(self, state: dict) -> None:
@@ -185,18 +213,16 @@ class MeanAveragePrecision:
             self._parts[name].append(value + offset if name in ("det_image", "gt_image") else value)
         self.num_images += int(state["num_images"])
 
-    def sync(self) -> "MeanAveragePrecision":
-        """Gather every process's images (in rank order) under ``torch.distributed``; a no-op
-        when it is not initialised. Afterwards every rank holds all images."""
-        import torch.distributed as dist
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-            return self
-        gathered: list = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, self._state())
+    def _reduce(self, states: list[dict]) -> dict[str, np.ndarray]:
+        """Every rank's images, in rank order, as one state."""
+        whole = MeanAveragePrecision(self.style, self.iou_thresholds, self.max_detection_thresholds)
+        for state in states:
+            whole._add_state(state)
+        return whole._local_state()
+
+    def _load_state(self, state: dict) -> None:
         self.reset()
-        for state in gathered:
-            self._add_state(state)
-        return self
+        self._add_state(state)
 
     # ------------------------------------------------------------------ from files
     @classmethod
@@ -252,13 +278,13 @@ class MeanAveragePrecision:
         COCO style: ``map, map_50, map_75, map_small, map_medium, map_large, mar_1, mar_10,
         mar_100, mar_small, mar_medium, mar_large`` (floats, -1 where undefined), ``stats``
         (those 12 in ``COCOeval.summarize()`` order), ``classes`` (the label of each class),
-        ``map_per_class`` / ``mar_100_per_class`` (-1 for a class without ground truth),
-        ``precision`` [T, R, K, A, M], ``recall`` [T, K, A, M], ``scores`` [T, R, K, A, M]
+        ``map_per_class`` / ``mar_100_per_class`` (-1 for a class without ground truth;
+        ``[-1.]`` unless ``class_metrics``), ``precision`` [T, R, K, A, M], ``recall`` [T, K, A, M], ``scores`` [T, R, K, A, M]
         (pycocotools' layout and values), ``iou_thresholds``, ``rec_thresholds``.
         VOC styles: ``map``, ``classes``, ``map_per_class`` (-1 where undefined),
         ``pr_curves`` (per class (recall, precision) arrays), ``iou_threshold``.
         """
-        state = self._state()
+        state = self._state_for_compute()
         ids, det_cat, gt_cat = self._categories(state)
         if self.style == "coco":
             return self._compute_coco(state, ids, det_cat, gt_cat)
@@ -277,10 +303,10 @@ class MeanAveragePrecision:
         return list(self._category_names) if self._category_names is not None else [str(i) for i in ids]
 
     def _compute_coco(self, state, ids, det_cat, gt_cat) -> dict:
-        boxes = CocoBoxes(state["num_images"], int(ids.size), state["det_image"], det_cat, state["det_score"],
-                          state["det_xywh"], state["gt_image"], gt_cat, state["gt_xywh"], state["gt_area"],
-                          state["gt_crowd"], state["gt_id_nonzero"])
-        result = coco_eval.evaluate(boxes, self.iou_thresholds, self.max_detection_thresholds)
+        instances = CocoInstances(
+            state["num_images"], int(ids.size), state["det_image"], det_cat, state["det_score"], state["det_xywh"],
+            state["gt_image"], gt_cat, state["gt_xywh"], state["gt_area"], state["gt_crowd"], state["gt_id_nonzero"])
+        result = coco_eval.evaluate(instances, self.iou_thresholds, self.max_detection_thresholds)
         stats = coco_eval.summarize(result)
         out: dict[str, Any] = {name: float(v) for name, v in zip(coco_eval.STAT_NAMES, stats)}
         out["stats"] = stats
@@ -293,6 +319,8 @@ class MeanAveragePrecision:
                 per_class[k] = np.mean(p[p > -1])
             if (r > -1).any():
                 per_class_recall[k] = np.mean(r[r > -1])
+        if not self.class_metrics:  # as torchmetrics
+            per_class, per_class_recall = -np.ones(1), -np.ones(1)
         out.update(classes=ids, class_names=self._class_names(ids), map_per_class=per_class,
                    mar_100_per_class=per_class_recall, precision=precision, recall=recall,
                    scores=result["scores"], iou_thresholds=result["iou_thresholds"],

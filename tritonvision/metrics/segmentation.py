@@ -20,6 +20,8 @@ from torch import Tensor
 
 from tritonvision.ops.confusion_matrix import confusion_matrix, confusion_matrix_from_logits
 
+from ._metric import Metric
+
 
 def _ratio(num: Tensor, den: Tensor) -> Tensor:
     """num / den, NaN where den == 0 (the metric is undefined there)."""
@@ -59,18 +61,35 @@ def metrics_from_confusion_matrix(confmat: Tensor) -> dict[str, Tensor]:
     }
 
 
-class SegmentationMetrics:
+class SegmentationMetrics(Metric):
     """Accumulates a confusion matrix over batches and computes the lecture's metrics,
-    torchmetrics-style (``update`` / ``compute`` / ``reset`` / ``merge`` / ``sync``).
+    torchmetrics-style (``update`` / ``compute`` / ``reset`` / ``merge``; an ``nn.Module``
+    whose ``confmat`` buffer moves with ``.to(device)``).
 
     Args:
         num_classes: K.
-        ignore_index: target value whose pixels are not counted (e.g. 255 for VOC's
-            borders); None counts every pixel and then every target label must be in [0, K).
+        ignore_index: target value whose pixels are not counted (default -100, as torch's
+            cross-entropy: no real label; 255 for VOC's borders). None counts every pixel,
+            and then every target label must be in [0, K).
+        drop_ignored_class: what to do when ``ignore_index`` is itself a class in [0, K).
+            False (default): it stays a class -- its target pixels are not counted, but
+            predicting it elsewhere counts as its false positives, so it enters the means
+            (with IoU 0 when it is predicted). True: torchmetrics' convention -- it is left
+            out of the means and its per-class results are NaN (predicting it on another
+            class's pixels still counts as that class's false negatives).
+        sync_on_compute: under ``torch.distributed``, ``compute()`` sums the confusion
+            matrices of every rank (``all_reduce``) without changing this rank's counts.
+        process_group: the group to sum over (default: the whole world).
+        device: where the accumulated matrix lives (or move it with ``.to(device)``); give
+            the device the predictions are on: otherwise the matrix moves there at the first
+            ``update`` (one host-to-device copy, a sync). On CUDA ``update`` then never syncs
+            and can be captured in a CUDA graph (out-of-range labels fail a device-side
+            assertion instead of raising a ValueError).
 
     ``compute()`` returns a dict of float64 tensors: ``pixel_accuracy``, ``mean_accuracy``,
     ``iou`` ([K], per class), ``miou``, ``fwiou``, ``dice`` ([K], per class), ``mean_dice``,
-    plus ``accuracy`` ([K], per-class recall). Definitions (TP/FP/FN per class from the
+    plus ``accuracy`` ([K], per-class recall) and ``confusion_matrix`` (the int64 [K, K]
+    counts they come from, summed over the ranks). Definitions (TP/FP/FN per class from the
     matrix, n_c = ground-truth pixels of class c): IoU_c = TP/(TP+FP+FN); mIoU = mean of
     IoU_c; pixel accuracy = correct / total; FWIoU = sum_c n_c/total * IoU_c;
     Dice_c = 2TP/(2TP+FP+FN). **A class absent from both the predictions and the targets
@@ -80,23 +99,29 @@ class SegmentationMetrics:
 
     Example::
 
-        metric = SegmentationMetrics(num_classes=21, ignore_index=255)
+        metric = SegmentationMetrics(num_classes=21, ignore_index=255).to(device)
         for images, masks in loader:
             metric.update(model(images), masks)      # logits [B, C, H, W] or labels [B, H, W]
-        metric.sync()                                # under torch.distributed: sum over ranks
-        print(metric.compute()["miou"])
+        print(metric.compute()["miou"])              # under torch.distributed: every rank's pixels
     """
 
-    def __init__(self, num_classes: int, ignore_index: Optional[int] = None):
+    confmat: Tensor
+
+    def __init__(self, num_classes: int, ignore_index: Optional[int] = -100, drop_ignored_class: bool = False,
+                 sync_on_compute: bool = True, process_group=None, device: torch.device | str | None = None):
+        super().__init__(sync_on_compute, process_group)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"SegmentationMetrics: num_classes must be a positive int, got {num_classes!r}")
+        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, int)):
+            raise TypeError(f"SegmentationMetrics: ignore_index must be an int or None, got {ignore_index!r}")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
-        self.confmat = torch.zeros((num_classes, num_classes), dtype=torch.int64)
+        self.drop_ignored_class = drop_ignored_class
+        self.register_buffer("confmat", torch.zeros((num_classes, num_classes), dtype=torch.int64, device=device))
 
     def reset(self) -> None:
         """Forget everything counted so far."""
-        self.confmat = torch.zeros_like(self.confmat)
+        self.confmat.zero_()
 
     @torch.no_grad()
     def update(self, preds: Tensor, target: Tensor) -> None:
@@ -114,7 +139,7 @@ class SegmentationMetrics:
             counts = confusion_matrix_from_logits(preds, target, self.ignore_index)
         else:
             counts = confusion_matrix(preds, target, self.num_classes, self.ignore_index)
-        if self.confmat.device != counts.device:
+        if self.confmat.device != counts.device:  # not built on / moved to their device: moves once
             self.confmat = self.confmat.to(counts.device)
         self.confmat += counts
 
@@ -124,24 +149,38 @@ class SegmentationMetrics:
                 or other.ignore_index != self.ignore_index:
             raise ValueError("SegmentationMetrics.merge: the other metric must be a SegmentationMetrics "
                              "with the same num_classes and ignore_index")
-        self.confmat = self.confmat + other.confmat.to(self.confmat.device)
+        self.confmat += other.confmat.to(self.confmat.device)
         return self
 
-    def sync(self, group=None) -> None:
-        """Sum the confusion matrix over all ranks (``all_reduce``) when torch.distributed is
-        initialised; a no-op otherwise. Call it once, before ``compute()``: every rank then
-        holds the global counts (calling it twice would count other ranks twice)."""
-        import torch.distributed as dist
+    def _local_state(self) -> Tensor:
+        return self.confmat
 
-        if dist.is_available() and dist.is_initialized():
-            total = self.confmat.clone()
-            dist.all_reduce(total, op=dist.ReduceOp.SUM, group=group)
-            self.confmat = total
+    def _gather(self, state: Tensor, group) -> list[Tensor]:
+        import torch.distributed as dist
+        total = state.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM, group=group)
+        return [total]
+
+    def _reduce(self, states: list[Tensor]) -> Tensor:
+        return states[0]
+
+    def _load_state(self, state: Tensor) -> None:
+        self.confmat.copy_(state)
 
     def compute(self) -> dict[str, Tensor]:
         """The metrics of everything counted so far (see the class docstring)."""
-        return metrics_from_confusion_matrix(self.confmat)
+        confmat = self._state_for_compute()
+        result = metrics_from_confusion_matrix(confmat)
+        result["confusion_matrix"] = confmat.clone()
+        dropped = self.ignore_index if self.drop_ignored_class and self.ignore_index is not None \
+            and 0 <= self.ignore_index < self.num_classes else None
+        if dropped is not None:
+            for per_class, mean in (("iou", "miou"), ("dice", "mean_dice"), ("accuracy", "mean_accuracy")):
+                result[per_class] = result[per_class].clone()
+                result[per_class][dropped] = float("nan")
+                result[mean] = result[per_class].nanmean()
+        return result
 
-    def __repr__(self) -> str:
-        return (f"SegmentationMetrics(num_classes={self.num_classes}, ignore_index={self.ignore_index}, "
-                f"pixels={int(self.confmat.sum())})")
+    def extra_repr(self) -> str:
+        return (f"num_classes={self.num_classes}, ignore_index={self.ignore_index}, "
+                f"pixels={int(self.confmat.sum())}")

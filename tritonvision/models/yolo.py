@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import tritonvision.ops  # noqa: F401  (registers torch.ops.tritonvision.batched_nms_padded)
+from tritonvision.ops.nms import PRE_NMS_TOP_K
 
 
 def _conv_block(c_in: int, c_out: int, kernel: int = 3) -> nn.Sequential:
@@ -75,29 +76,31 @@ def decode(outputs: Tensor, num_classes: int, boxes_per_cell: int,
 def detections(outputs: Tensor, num_classes: int, boxes_per_cell: int,
                anchors: Optional[Tensor], image_height: int, image_width: int
                ) -> tuple[Tensor, Tensor]:
-    """Candidate boxes [N, M, 4] (xyxy pixels, clipped) and class scores [N, M, C] (M = S*S*B)."""
+    """Candidate boxes [N, M, 4] (xyxy pixels, clipped) and class scores [N, M, C] (M = S*S*B).
+
+    The image size scales the coordinates as Python numbers (no tensor copied from the host:
+    no sync, capturable in a CUDA graph)."""
     boxes, confidence, probs = decode(outputs, num_classes, boxes_per_cell, anchors)
     n = outputs.shape[0]
     if anchors is None:
         scores = confidence.unsqueeze(-1) * probs.unsqueeze(-2)      # [N, Sy, Sx, B, C]
     else:
         scores = confidence.unsqueeze(-1) * probs
-    scale = torch.tensor([image_width, image_height], dtype=boxes.dtype, device=boxes.device)
-    centre = boxes[..., :2] * scale
-    half = boxes[..., 2:] * scale / 2
-    xyxy = torch.cat([centre - half, centre + half], dim=-1)
-    limit = torch.cat([scale, scale])
-    xyxy = torch.minimum(xyxy.clamp(min=0), limit)
+    cx, cy = boxes[..., 0] * image_width, boxes[..., 1] * image_height
+    half_w, half_h = boxes[..., 2] * image_width / 2, boxes[..., 3] * image_height / 2
+    xyxy = torch.stack([(cx - half_w).clamp(0, image_width), (cy - half_h).clamp(0, image_height),
+                        (cx + half_w).clamp(0, image_width), (cy + half_h).clamp(0, image_height)], dim=-1)
     return xyxy.reshape(n, -1, 4), scores.reshape(n, -1, num_classes)
 
 
 def nms_padded_reference(boxes: Tensor, scores: Tensor, iou_threshold: float,
-                         score_threshold: float, max_detections: int
+                         score_threshold: float, max_detections: int, pre_nms_top_k: int = PRE_NMS_TOP_K
                          ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-class NMS, one image at a time with ``torchvision.ops.batched_nms`` (plain torch).
 
     The ``fused=False`` path of :meth:`YOLO.postprocess`; same padded outputs as
-    ``tritonvision.ops.batched_nms_padded``. Syncs with the host (data-dependent sizes).
+    ``tritonvision.ops.batched_nms_padded`` (the same ``pre_nms_top_k`` best candidates).
+    Syncs with the host (data-dependent sizes).
     """
     from torchvision.ops import batched_nms
 
@@ -109,6 +112,7 @@ def nms_padded_reference(boxes: Tensor, scores: Tensor, iou_threshold: float,
     for i in range(n):
         flat = scores[i].reshape(-1)
         keep = (flat > score_threshold).nonzero().squeeze(1)
+        keep = keep[flat[keep].sort(descending=True, stable=True).indices[:pre_nms_top_k]]
         cand_boxes = boxes[i][keep // c]
         labels = keep % c
         kept = batched_nms(cand_boxes, flat[keep], labels, iou_threshold)[:max_detections]
@@ -122,13 +126,14 @@ def nms_padded_reference(boxes: Tensor, scores: Tensor, iou_threshold: float,
 
 @torch.jit.ignore
 def _nms(fused: bool, boxes: Tensor, scores: Tensor, iou_threshold: float, score_threshold: float,
-         max_detections: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+         max_detections: int, pre_nms_top_k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The eager NMS of :meth:`YOLO.postprocess` (the public op, or torchvision per image)."""
     if not fused:
-        return nms_padded_reference(boxes, scores, iou_threshold, score_threshold, max_detections)
+        return nms_padded_reference(boxes, scores, iou_threshold, score_threshold, max_detections,
+                                    pre_nms_top_k)
     from tritonvision.ops import batched_nms_padded
     out_boxes, out_scores, labels, _, counts = batched_nms_padded(
-        boxes, scores, iou_threshold, score_threshold, max_detections)
+        boxes, scores, iou_threshold, score_threshold, max_detections, pre_nms_top_k=pre_nms_top_k)
     return out_boxes, out_scores, labels, counts
 
 
@@ -225,8 +230,8 @@ class YOLO(nn.Module):
                          image_size=(outputs.shape[1] * self.stride, outputs.shape[2] * self.stride))
 
     def postprocess(self, outputs: Tensor, score_threshold: float = 0.25,
-                    iou_threshold: float = 0.5, max_detections: int = 100
-                    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                    iou_threshold: float = 0.5, max_detections: int = 100,
+                    pre_nms_top_k: int = PRE_NMS_TOP_K) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Decode and run per-class NMS: padded, fixed-shape detections.
 
         Args:
@@ -235,6 +240,11 @@ class YOLO(nn.Module):
             iou_threshold: NMS suppresses a box with IoU > this against a kept box of the
                 same class.
             max_detections: K, detections kept per image (highest scores).
+            pre_nms_top_k: the most (box, class) candidates per image NMS considers, the
+                highest-scored (see ``tritonvision.ops.batched_nms_padded``): exact whenever
+                at most this many pass ``score_threshold``. For mAP evaluation at a very low
+                threshold on a large head (64,000 candidates at 640 px with 80 classes) raise
+                it, memory allowing: ~K^2 / 8 bytes per image.
         Returns:
             boxes Tensor[N, K, 4] xyxy pixels of the input, scores Tensor[N, K], labels
             int64 Tensor[N, K] (-1 in padding rows), counts int64 Tensor[N] (valid rows).
@@ -246,23 +256,25 @@ class YOLO(nn.Module):
                                    outputs.shape[1] * self.stride, outputs.shape[2] * self.stride)
         if torch.jit.is_scripting():  # TorchScript: the op itself, positional arguments
             result = torch.ops.tritonvision.batched_nms_padded(
-                boxes, scores, iou_threshold, score_threshold, max_detections, False)
+                boxes, scores, iou_threshold, score_threshold, max_detections, False, pre_nms_top_k)
             return result[0], result[1], result[2], result[4]
         else:
-            return _nms(self.fused, boxes, scores, iou_threshold, score_threshold, max_detections)
+            return _nms(self.fused, boxes, scores, iou_threshold, score_threshold, max_detections,
+                        pre_nms_top_k)
 
 
 class YOLOInference(nn.Module):
     """``images -> postprocess(model(images))`` as one module (for compile / export / script)."""
 
     def __init__(self, model: YOLO, score_threshold: float = 0.25, iou_threshold: float = 0.5,
-                 max_detections: int = 100):
+                 max_detections: int = 100, pre_nms_top_k: int = PRE_NMS_TOP_K):
         super().__init__()
         self.model = model
         self.score_threshold = score_threshold
         self.iou_threshold = iou_threshold
         self.max_detections = max_detections
+        self.pre_nms_top_k = pre_nms_top_k
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         return self.model.postprocess(self.model(images), self.score_threshold,
-                                      self.iou_threshold, self.max_detections)
+                                      self.iou_threshold, self.max_detections, self.pre_nms_top_k)

@@ -47,6 +47,13 @@ def pad_targets(targets: Sequence[dict], device: Optional[torch.device] = None
     return boxes, labels
 
 
+def _divide_xy(t: Tensor, x: float, y: float) -> Tensor:
+    """``t`` [..., 2P] of (x, y) pairs with x / ``x`` and y / ``y``; Python divisors, so no tensor is
+    copied from the host (a sync in every training step)."""
+    pairs = t.unflatten(-1, (-1, 2))
+    return torch.stack([pairs[..., 0] / x, pairs[..., 1] / y], -1).flatten(-2)
+
+
 def _scatter_last(size: int, index: Tensor, valid: Tensor) -> Tensor:
     """For each target, whether it is the last valid target written to its ``index``
     (so every scatter below agrees on one winner). index [M] in [0, size)."""
@@ -97,8 +104,7 @@ def yolo_loss(outputs: Tensor, targets: Targets, lambda_coord: float = 5.0,
     gt_labels = gt_labels.to(outputs.device)
     if image_size is not None:
         height, width = image_size
-        gt_boxes = gt_boxes / torch.tensor([width, height, width, height], dtype=torch.float32,
-                                           device=outputs.device)
+        gt_boxes = _divide_xy(gt_boxes, width, height)
 
     pred_box, pred_conf, pred_probs = decode(outputs, num_classes, b, anchors)
     out = outputs.float()
@@ -123,7 +129,7 @@ def yolo_loss(outputs: Tensor, targets: Targets, lambda_coord: float = 5.0,
     if anchors is None:
         responsible = pred_iou.argmax(1)
     else:  # YOLOv2: best anchor shape, both boxes centred at the origin
-        anchor_wh = anchors.to(gt) / torch.tensor([sx, sy], dtype=gt.dtype, device=gt.device)
+        anchor_wh = _divide_xy(anchors.to(gt), sx, sy)
         gt_wh = gt[:, None, 2:].expand(-1, b, -1)
         a_wh = anchor_wh[None].expand(gt.shape[0], -1, -1)
         shape_iou = box_overlap(torch.cat([-gt_wh / 2, gt_wh / 2], -1).reshape(-1, 4),
@@ -142,7 +148,7 @@ def yolo_loss(outputs: Tensor, targets: Targets, lambda_coord: float = 5.0,
     if anchors is None:
         size_t = gt[:, 2:].clamp(min=0).sqrt()
     else:
-        a = anchors.to(gt)[responsible] / torch.tensor([sx, sy], dtype=gt.dtype, device=gt.device)
+        a = _divide_xy(anchors.to(gt)[responsible], sx, sy)
         size_t = (gt[:, 2:] / a).clamp(min=1e-9).log()
     box_t = torch.stack([offset_x, offset_y, size_t[:, 0], size_t[:, 1]], 1)
     box_t = torch.zeros(slots + 1, 4, device=outputs.device).index_put_((slot,), box_t)[:-1]

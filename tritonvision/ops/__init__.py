@@ -1,4 +1,5 @@
 """Fused ops, registered as ``torch.ops.tritonvision.*``; the public functions live here."""
+from ._op import is_reference, reference
 from .box_geometry import box_area, box_convert
 from .upsample import upsample_bilinear_add
 from .confusion_matrix import confusion_matrix, confusion_matrix_from_logits
@@ -9,6 +10,7 @@ from .box_iou import (box_iou, box_iou_threshold, box_overlap, complete_box_iou,
 from .nms import batched_nms, batched_nms_padded, nms
 
 __all__ = [
+    "reference", "is_reference",
     "upsample_bilinear_add", "confusion_matrix", "confusion_matrix_from_logits",
     "dice_ce_loss", "dice_ce_stats",
     "deconv_concat", "deconv_skip",

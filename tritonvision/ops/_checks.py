@@ -1,7 +1,7 @@
 """Input validation shared by the ops: raise clear errors before any launch."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -51,11 +51,29 @@ def check_shape(t: Tensor, expected: Sequence[int | None], op: str, name: str) -
         raise ValueError(f"{op}: {name} must have shape {want}, got {list(t.shape)}")
 
 
-def first_bad_label(labels: Tensor, num_classes: int, ignored: Tensor | None = None) -> int | None:
-    """The first label outside [0, num_classes) among the pixels not ``ignored``, or None.
+def assert_all_zero_async(flags: Tensor, message: str) -> None:
+    """A device-side assertion that every entry of the CUDA tensor ``flags`` is zero: no host sync.
 
-    One reduction and, on a GPU, one host sync: call it before launching a kernel."""
+    As torch's own ``cross_entropy`` asserts its targets on a GPU: a failure surfaces at the
+    next synchronising call as "CUDA error: device-side assert triggered" and leaves the CUDA
+    context unusable (the process must restart). ``message`` is for CPU and meta tensors;
+    the CUDA kernel prints only its own assertion text."""
+    torch._assert_async(flags.any().logical_not(), message)
+
+
+def check_labels(labels: Tensor, num_classes: int, ignored: Tensor | None,
+                 error: Callable[[int], Exception]) -> None:
+    """Fail if a label outside [0, num_classes) sits in a pixel not ``ignored`` (bool mask or None).
+
+    Off the GPU: raises ``error(label)`` for the first such label (one reduction, and the label is
+    looked up only when there is one). On CUDA, where reading anything back is a host sync in every
+    step: :func:`assert_all_zero_async`, whose failure names no label -- run the batch on CPU to
+    get ``error``'s message."""
     bad = (labels < 0) | (labels >= num_classes)
     if ignored is not None:
         bad &= ~ignored
-    return int(labels[bad].reshape(-1)[0]) if bool(bad.any()) else None
+    if labels.is_cuda:
+        assert_all_zero_async(bad, f"labels outside [0, {num_classes}) that are not ignored "
+                                   f"(run on CPU to see which)")
+    elif bool(bad.any()):
+        raise error(int(labels[bad].reshape(-1)[0]))

@@ -46,6 +46,30 @@ class FusedOp:
 REGISTERED: dict[str, FusedOp] = {}
 """Every fused op by name."""
 
+_REFERENCE = False
+
+
+@contextlib.contextmanager
+def reference():
+    """Run every public op function in this block as its plain-torch reference math.
+
+    The one switch that overrides the device routing: inside it no custom op and no Triton
+    kernel runs, on any device; ``torch.compile`` sees ordinary torch code. Used for
+    baselines ("eager", "compile" in perf/), the fused-vs-reference tests and the CLI's
+    ``--reference`` flag. Process-wide (a plain global, which ``torch.compile`` guards on); nests.
+    """
+    global _REFERENCE
+    previous, _REFERENCE = _REFERENCE, True
+    try:
+        yield
+    finally:
+        _REFERENCE = previous
+
+
+def is_reference() -> bool:
+    """True inside :func:`reference`."""
+    return _REFERENCE
+
 
 def tensor_device(args: tuple) -> torch.device | None:
     """The device of the first tensor among ``args`` (lists of tensors included), or None."""

@@ -239,8 +239,8 @@ def pack_bits(bits: Tensor, fill: bool = False) -> Tensor:
 
 def exact_threshold(threshold: float, compute: torch.dtype) -> float:
     """A threshold t' with ``iou > t'`` in ``compute`` equal to ``iou > t`` in float64, as
-    torchvision compares (float IoU promoted to double): the largest float32 <= t. Triton
-    passes a Python float to a kernel as float32, so t' is also what reaches the kernel."""
+    torchvision compares (float IoU promoted to double): t itself for float64, else the
+    largest float32 <= t. The bitmask kernel reads t' from a tensor of the compute dtype."""
     if compute == torch.float64:
         return float(threshold)
     t = torch.tensor(threshold, dtype=torch.float64)
@@ -266,9 +266,10 @@ def threshold_triton(boxes1: Tensor, boxes2: Tensor, threshold: float, upper: bo
     mask = torch.empty((batch, n, words), dtype=torch.int32, device=boxes1.device)
     if mask.numel() == 0:
         return mask
-    config = THRESHOLD[compute_dtype(boxes1.dtype)]
+    compute = compute_dtype(boxes1.dtype)
+    config = THRESHOLD[compute]
     grid = (triton.cdiv(n, config.tiles["BLOCK_N"]), triton.cdiv(words, config.tiles["BLOCK_WORDS"]), batch)
-    threshold = exact_threshold(threshold, compute_dtype(boxes1.dtype))
+    threshold = torch.full((1,), exact_threshold(threshold, compute), dtype=compute, device=boxes1.device)
     kernels.box_iou_threshold_kernel[grid](
         boxes1.contiguous(), boxes2.contiguous(), mask, n, m, words, threshold, UPPER=upper,
         COMPUTE=tl_compute_dtype(boxes1.dtype), **config.kwargs,

@@ -10,7 +10,8 @@ Two custom ops (integer outputs, not differentiable):
 
 Both return ``Tensor[K, K]`` int64, row = target, column = prediction. Pixels whose
 target equals ``ignore_index`` are skipped; labels outside [0, K) are rejected by
-the public functions (and never counted by the kernels).
+the public functions (a ValueError naming the label on CPU, a device-side assertion
+without a host sync on CUDA) and never counted by the kernels.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from torch import Tensor
 
 from tritonvision.kernels import confusion_matrix as kernels
 
-from ._checks import check_integer, check_same_device, check_tensor, first_bad_label
+from ._checks import check_integer, check_labels, check_same_device, check_tensor
 from ._launch import LaunchConfig
 from ._op import fused_op
 
@@ -111,15 +112,17 @@ def _(logits: Tensor, target: Tensor, ignore_index: int) -> Tensor:
 
 # ----------------------------------------------------------------------------- public API
 def _check_label_range(op: str, labels: Tensor, name: str, num_classes: int,
-                       ignored: Optional[Tensor], ignore_index: Optional[int]) -> None:
-    """Raise if ``labels`` (outside the ignored pixels) leave [0, num_classes). Eager only."""
+                       ignored: Optional[Tensor]) -> None:
+    """Fail if ``labels`` (outside the ignored pixels) leave [0, num_classes): a ValueError naming
+    the label off the GPU, a device-side assertion (no host sync) on CUDA. Eager only."""
     if labels.numel() == 0 or torch.compiler.is_compiling():
         return
-    value = first_bad_label(labels, num_classes, ignored)
-    if value is not None:
+
+    def error(value: int) -> ValueError:
         hint = (f" (set ignore_index={value} if those pixels should be ignored)"
                 if name == "target" else " (predictions must be class indices in [0, num_classes))")
-        raise ValueError(f"{op}: {name} has label {value} but num_classes is {num_classes}{hint}")
+        return ValueError(f"{op}: {name} has label {value} but num_classes is {num_classes}{hint}")
+    check_labels(labels, num_classes, ignored, error)
 
 
 def _check_ignore_index(op: str, ignore_index: Optional[int]) -> int:
@@ -139,7 +142,8 @@ def confusion_matrix(preds: Tensor, target: Tensor, num_classes: int,
             logits Tensor[B, C, *spatial] (floating; argmax over C, fused -- see
             :func:`confusion_matrix_from_logits`).
         target: Tensor[B, *spatial] of integer class indices (e.g. uint8 masks with 255).
-        num_classes: K; labels must lie in [0, K) (ValueError otherwise, naming the label).
+        num_classes: K; labels must lie in [0, K) (ValueError otherwise, naming the label; on
+            CUDA a device-side assertion, as torch's cross_entropy, so that nothing syncs).
         ignore_index: target pixels with this value are not counted; None ignores nothing.
     Returns:
         Tensor[K, K] int64: entry [t, p] counts pixels with target t predicted as p
@@ -165,8 +169,8 @@ def confusion_matrix(preds: Tensor, target: Tensor, num_classes: int,
                          f"got {list(preds.shape)} and {list(target.shape)} (pass logits as [B, C, *spatial])")
     ignore = _check_ignore_index(op, ignore_index)
     ignored = target == ignore if ignore_index is not None else None
-    _check_label_range(op, target, "target", num_classes, ignored, ignore_index)
-    _check_label_range(op, preds, "preds", num_classes, ignored, ignore_index)
+    _check_label_range(op, target, "target", num_classes, ignored)
+    _check_label_range(op, preds, "preds", num_classes, ignored)
     return confusion_matrix_op(preds, target, num_classes, ignore)
 
 
@@ -198,7 +202,7 @@ def confusion_matrix_from_logits(logits: Tensor, target: Tensor, ignore_index: O
     num_classes = logits.shape[1]
     ignore = _check_ignore_index(op, ignore_index)
     ignored = target == ignore if ignore_index is not None else None
-    _check_label_range(op, target, "target", num_classes, ignored, ignore_index)
+    _check_label_range(op, target, "target", num_classes, ignored)
     flat = logits.flatten(2) if logits.dim() > 2 else logits.unsqueeze(-1)      # [B, C, S], a view
     flat_target = target.flatten(1) if target.dim() > 1 else target.unsqueeze(-1)
     return confusion_matrix_from_logits_op(flat, flat_target, ignore)

@@ -34,12 +34,15 @@ Semantics and choices (MONAI's DiceCELoss unless stated):
   'none' the CE scalar is added to every Dice term.
 * ``ignore_index`` pixels count in neither term and get zero gradient. Where no
   pixel counts (or their weights sum to 0) the CE term is 0, not torch's NaN.
-* Labels outside [0, C) other than ``ignore_index`` raise ValueError when the op
-  runs, on every backend (eager, compiled, exported). On CPU they are checked before
-  the computation; the Triton forward kernel counts them in its single pass over the
-  labels (and masks them: it never indexes with a label) and the host raises on a
-  non-zero count, so the check costs one bool read back from the GPU and no extra
-  pass over the labels. The backward is only reached after a forward that passed.
+* Labels outside [0, C) other than ``ignore_index`` fail when the op runs, on every
+  backend (eager, compiled, exported). On CPU: a ValueError naming the label, checked
+  before the computation. On CUDA, without a host sync (no value is read back in a
+  training step, and the loss can be captured in a CUDA graph): the forward kernel
+  counts them in its single pass over the labels (and masks them: it never indexes with
+  a label), and a device-side assertion on the counts fails, as torch's cross_entropy
+  does on a GPU -- "CUDA error: device-side assert triggered" at the next synchronising
+  call, after which the process must restart; the same batch on CPU names the label.
+  The backward is only reached after a forward that passed.
 * The loss is float32 (float64 for float64 logits) whatever the logits dtype;
   the gradient has the logits' dtype. NaN logits give a NaN loss.
 * ``sigmoid=True``: multi-label form, ``target`` a float mask of the logits' shape;
@@ -69,7 +72,7 @@ Implementation notes:
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import triton
@@ -78,7 +81,8 @@ from torch import Tensor
 
 from tritonvision.kernels import dice_ce as kernels
 
-from ._checks import check_float, check_integer, check_same_device, check_tensor, first_bad_label
+from ._checks import (assert_all_zero_async, check_float, check_integer, check_labels, check_same_device,
+                      check_tensor)
 from ._dtypes import compute_dtype, tl_compute_dtype
 from ._launch import LaunchConfig
 from ._op import fused_op
@@ -101,13 +105,18 @@ SIGMOID = {torch.float32: LaunchConfig(dict(BLOCK=1024)), torch.float64: LaunchC
 """Sigmoid-form kernels by compute dtype: 8 (float32) or 4 (float64) elements per thread of 4 warps."""
 
 
+def _bad_label_error(num_classes: int, ignore_index: int) -> Callable[[int], ValueError]:
+    def error(label: int) -> ValueError:
+        return ValueError(f"{OP}: target has label {label} but logits have {num_classes} classes "
+                          f"(labels must be in [0, {num_classes}) or equal ignore_index={ignore_index}; "
+                          f"set ignore_index={label} if those pixels should be ignored)")
+    return error
+
+
 def _check_labels(target: Tensor, num_classes: int, ignore_index: int) -> None:
-    """ValueError if a label is outside [0, num_classes) and not ignore_index (one GPU sync)."""
-    label = first_bad_label(target, num_classes, ignored=target == ignore_index)
-    if label is not None:
-        raise ValueError(f"{OP}: target has label {label} but logits have {num_classes} classes "
-                         f"(labels must be in [0, {num_classes}) or equal ignore_index={ignore_index}; "
-                         f"set ignore_index={label} if those pixels should be ignored)")
+    """Labels outside [0, num_classes) other than ignore_index: ValueError naming one off the GPU,
+    a device-side assertion (no host sync) on CUDA; see ``_checks.check_labels``."""
+    check_labels(target, num_classes, target == ignore_index, _bad_label_error(num_classes, ignore_index))
 
 
 def _flat(logits: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -123,7 +132,7 @@ def _labels(logits: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, 
     x = x.to(compute_dtype(logits.dtype))
     y = y.long()
     valid = (y != ignore_index) & (y >= 0) & (y < x.shape[1])  # as the kernels: never index with a bad label
-    all_valid = bool(valid.all())
+    all_valid = not x.is_cuda and bool(valid.all())  # on a GPU that read is a sync: always mask there
     return x, (y if all_valid else torch.where(valid, y, 0)), valid, all_valid
 
 
@@ -211,9 +220,13 @@ def _stats_triton(logits: Tensor, target: Tensor, ignore_index: int, squared_pre
         kernels.dice_ce_stats_kernel[(per_sample, b1 - b0)](
             x[b0:b1], y[b0:b1], part[b0:b1], bad[b0:b1], c, s, ignore_index, per_sample,
             SQUARED=squared_pred, COMPUTE=tl_compute_dtype(logits.dtype), **config.kwargs)
-    # The kernel counted (and skipped) bad labels in the same pass; one bool comes back to the
-    # host, and only on failure is the target read again, to name the label in the error.
-    if bool(bad.any()):
+    # The kernel counted (and skipped) bad labels in the same pass. On CUDA a device-side
+    # assertion on the counts (no host sync); in kernel-test mode (CPU) the counts are read and,
+    # only on failure, the target again, to name the label in the error.
+    if x.is_cuda:
+        assert_all_zero_async(bad, f"{OP}: target has labels outside [0, {num_classes}) other than "
+                                   f"ignore_index={ignore_index} (run on CPU to see which)")
+    elif bool(bad.any()):
         _check_labels(target, num_classes, ignore_index)
         raise AssertionError("dice_ce_stats: kernel counted bad labels the host check did not find")
     return part.sum(1)  # fixed-order reduction over the programs: deterministic
@@ -560,7 +573,8 @@ def dice_ce_loss(logits: Tensor, target: Tensor, *, include_background: bool = T
         C - 1 without background), float32 (float64 for float64 logits).
     Raises:
         TypeError: non-float logits, float targets in the softmax form, int targets with sigmoid.
-        ValueError: shapes that do not match, labels outside [0, C) other than ignore_index.
+        ValueError: shapes that do not match, labels outside [0, C) other than ignore_index
+            (for CUDA tensors the labels fail a device-side assertion instead; no host sync).
     """
     target = _check_args(logits, target, weight, reduction, sigmoid, label_smoothing, lambda_ce, lambda_dice)
     if sigmoid:

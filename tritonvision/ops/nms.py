@@ -7,8 +7,8 @@ Three custom ops, each routed by :func:`fused_op`:
 * ``tritonvision::batched_nms(boxes, scores, idxs, iou_threshold)`` -- the same,
   per category, all categories in one pass (segments of a (category, score) sort);
 * ``tritonvision::batched_nms_padded(boxes, scores, iou_threshold, score_threshold,
-  max_output_per_image, class_agnostic)`` -- per image, fixed [B, K] outputs,
-  sync-free on CUDA (CUDA graphs, ``torch.compile(fullgraph=True)``).
+  max_output_per_image, class_agnostic, pre_nms_top_k)`` -- per image, fixed [B, K]
+  outputs, sync-free on CUDA (CUDA graphs, ``torch.compile(fullgraph=True)``).
 
 All three share one core: boxes sorted by descending score (stable, so equal
 scores keep the lower index first; NaN scores sort first, as ``torch.sort`` puts
@@ -27,9 +27,9 @@ suppresses nor is suppressed; a NaN threshold suppresses nothing.
 
 On the Triton path the bitmask kernel divides with correct rounding (``div_rn``)
 and without FMA contraction, so its float32 IoU is torchvision's bit for bit; the
-threshold reaches it as the largest float32 <= t (see ``exact_threshold``). For
-float64 boxes Triton still passes the threshold as float32, so an IoU within one
-float32 ulp of a threshold that float32 cannot represent may compare differently.
+threshold reaches it in the compute dtype, for float32 as the largest float32 <= t
+(see ``exact_threshold``), for float64 unrounded, so an IoU of exactly t (in float64)
+is not suppressed, as in torchvision.
 """
 from __future__ import annotations
 
@@ -47,8 +47,14 @@ from ._op import fused_op
 
 BITS_PER_WORD = kernels.BITS_PER_WORD
 PRE_NMS_TOP_K = 4096
-"""batched_nms_padded considers at most this many (box, class) candidates per image:
-the highest-scoring ones above the score threshold (``torch.topk``, fixed k)."""
+"""batched_nms_padded's default ``pre_nms_top_k``: the (box, class) candidates per image that
+NMS considers, the highest-scored ones. Why not more by default: with fixed shapes every call
+pays for K = min(pre_nms_top_k, N * C) candidates whether or not they pass the score
+threshold -- a K x K IoU bitmask of K^2 / 8 bytes per image (2 MiB at 4096, 107 MiB at
+30,000, 488 MiB at 64,000) and a scan by one program per image over K / 32 blocks. A YOLO
+head at 640 px with 80 classes has 20 * 20 * 2 * 80 = 64,000 candidates here (160,000 with
+5 anchors); at score threshold 0.001 (mAP evaluation) pass a larger pre_nms_top_k, e.g.
+30,000 as Ultralytics' ``max_nms``, where the memory allows."""
 CPU_BLOCK = 256
 """Boxes resolved together per step of the CPU scan."""
 
@@ -311,7 +317,7 @@ def _(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: float) -> Tens
 
 # ----------------------------------------------------------------------------- padded
 def _padded_impl(boxes: Tensor, scores: Tensor, iou_threshold: float, score_threshold: float,
-                 max_output_per_image: int, class_agnostic: bool,
+                 max_output_per_image: int, class_agnostic: bool, pre_nms_top_k: int,
                  triton_path: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     batch, n, classes = scores.shape
     device = boxes.device
@@ -320,12 +326,9 @@ def _padded_impl(boxes: Tensor, scores: Tensor, iou_threshold: float, score_thre
     flat = scores.reshape(batch, m)
     valid = flat > score_threshold
     key = torch.where(valid, flat, torch.full((), -float("inf"), dtype=flat.dtype, device=device))
-    # candidates (box n, class c) have id n * C + c; keep the best PRE_NMS_TOP_K, in id order
-    cand = torch.arange(m, device=device).expand(batch, m)
-    if m > PRE_NMS_TOP_K:
-        cand = key.topk(PRE_NMS_TOP_K, dim=1).indices.sort(dim=1).values
-    cand_key = key.gather(1, cand)
-    cand = cand.gather(1, _sorted_order(cand_key))                    # score order S
+    # candidates (box n, class c) have id n * C + c: the best pre_nms_top_k in score order S
+    # (equal scores: lower id first), so every valid one when they fit
+    cand = _sorted_order(key)[:, :pre_nms_top_k]
     cand_valid = valid.gather(1, cand)
     m_c = cand.shape[1]
     labels = cand % classes
@@ -359,15 +362,17 @@ def _padded_impl(boxes: Tensor, scores: Tensor, iou_threshold: float, score_thre
 
 
 def _padded_torch(boxes: Tensor, scores: Tensor, iou_threshold: float, score_threshold: float,
-                  max_output_per_image: int, class_agnostic: bool) -> Detections:
+                  max_output_per_image: int, class_agnostic: bool,
+                  pre_nms_top_k: int = PRE_NMS_TOP_K) -> Detections:
     return _padded_impl(boxes, scores, iou_threshold, score_threshold, max_output_per_image,
-                        class_agnostic, triton_path=False)
+                        class_agnostic, pre_nms_top_k, triton_path=False)
 
 
 def _padded_triton(boxes: Tensor, scores: Tensor, iou_threshold: float, score_threshold: float,
-                   max_output_per_image: int, class_agnostic: bool) -> Detections:
+                   max_output_per_image: int, class_agnostic: bool,
+                   pre_nms_top_k: int = PRE_NMS_TOP_K) -> Detections:
     return _padded_impl(boxes, scores, iou_threshold, score_threshold, max_output_per_image,
-                        class_agnostic, triton_path=True)
+                        class_agnostic, pre_nms_top_k, triton_path=True)
 
 
 batched_nms_padded_op = fused_op(
@@ -377,7 +382,8 @@ batched_nms_padded_op = fused_op(
 
 
 @batched_nms_padded_op.register_fake
-def _(boxes, scores, iou_threshold, score_threshold, max_output_per_image, class_agnostic):
+def _(boxes, scores, iou_threshold, score_threshold, max_output_per_image, class_agnostic,
+      pre_nms_top_k=PRE_NMS_TOP_K):
     batch, k = boxes.shape[0], max_output_per_image
     as_long = dict(dtype=torch.int64, device=boxes.device)
     return (boxes.new_empty((batch, k, 4)), scores.new_empty((batch, k)), torch.empty((batch, k), **as_long),
@@ -454,7 +460,8 @@ def batched_nms(boxes: Tensor, scores: Tensor, idxs: Tensor, iou_threshold: floa
 
 
 def batched_nms_padded(boxes: Tensor, scores: Tensor, iou_threshold: float, score_threshold: float,
-                       max_output_per_image: int, class_agnostic: bool = False
+                       max_output_per_image: int, class_agnostic: bool = False, *,
+                       pre_nms_top_k: int = PRE_NMS_TOP_K
                        ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Per-image NMS with fixed-shape outputs, sync-free (like TensorRT's EfficientNMS).
 
@@ -463,12 +470,22 @@ def batched_nms_padded(boxes: Tensor, scores: Tensor, iou_threshold: float, scor
     ``torch.compile(fullgraph=True)`` (one custom op).
 
     Candidates are (box, class) pairs with score > ``score_threshold`` (NaN scores
-    are never candidates); at most :data:`PRE_NMS_TOP_K` (4096) of the best per image
-    are considered (``torch.topk``, fixed k), so results equal a per-image
-    ``torchvision.ops.batched_nms`` whenever an image has at most that many
-    candidates. Per class (or across classes with ``class_agnostic``), greedy NMS as
-    :func:`nms`. Each image's results are sorted by descending score, equal scores
-    by lower candidate id ``n * C + c`` first, and truncated to ``max_output_per_image``.
+    are never candidates). NMS considers the ``pre_nms_top_k`` highest-scored
+    candidates of each image (equal scores: lower candidate id ``n * C + c`` first),
+    so results equal a per-image ``torchvision.ops.batched_nms`` whenever an image has
+    at most ``pre_nms_top_k`` candidates. Beyond that the lower-scored candidates are
+    dropped before NMS, as ``pre_nms_top_n`` / ``topk_candidates`` do in torchvision's
+    detection models: a box they would have kept is missing, one they would have
+    suppressed may be kept -- nothing reports it (that would need a host read), so size
+    ``pre_nms_top_k`` for the candidates your score threshold lets through. Per class
+    (or across classes with ``class_agnostic``), greedy NMS as :func:`nms`. Each
+    image's results are sorted by descending score, equal scores by lower candidate id
+    first, and truncated to ``max_output_per_image``.
+
+    Cost: every call works on K = min(pre_nms_top_k, N * C) candidates per image,
+    whatever their scores (fixed shapes): a K x K IoU bitmask of about K^2 / 8 bytes per
+    image (2 MiB for the default 4096, 107 MiB for 30,000) and one scan program per
+    image over K / 32 blocks. See :data:`PRE_NMS_TOP_K` for why the default is not larger.
 
     Args:
         boxes: Tensor[B, N, 4], (x1, y1, x2, y2), any float dtype.
@@ -477,6 +494,8 @@ def batched_nms_padded(boxes: Tensor, scores: Tensor, iou_threshold: float, scor
         score_threshold: candidates need score > score_threshold.
         max_output_per_image: K, the fixed number of output slots per image.
         class_agnostic: suppress across classes too.
+        pre_nms_top_k: the most candidates per image NMS considers (an int >= 1; default
+            :data:`PRE_NMS_TOP_K` = 4096).
     Returns:
         (boxes Tensor[B, K, 4] in boxes' dtype, scores Tensor[B, K] in scores' dtype,
         labels Tensor[B, K] int64 (class c; 0 for [B, N] scores), indices Tensor[B, K]
@@ -497,7 +516,10 @@ def batched_nms_padded(boxes: Tensor, scores: Tensor, iou_threshold: float, scor
     if isinstance(max_output_per_image, bool) or not isinstance(max_output_per_image, int) \
             or max_output_per_image < 0:
         raise ValueError(f"{op}: max_output_per_image must be an int >= 0, got {max_output_per_image!r}")
+    if isinstance(pre_nms_top_k, bool) or not isinstance(pre_nms_top_k, int) or pre_nms_top_k < 1:
+        raise ValueError(f"{op}: pre_nms_top_k must be an int >= 1 (candidates per image NMS considers), "
+                         f"got {pre_nms_top_k!r}")
     if scores.dim() == 2:
         scores = scores[..., None]
     return batched_nms_padded_op(boxes, scores, float(iou_threshold), float(score_threshold),
-                                 max_output_per_image, bool(class_agnostic))
+                                 max_output_per_image, bool(class_agnostic), pre_nms_top_k)

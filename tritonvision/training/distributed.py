@@ -32,12 +32,21 @@ class DistInfo:
 
 
 def resolve_device(name: str | None) -> torch.device:
-    """``"cuda"``, ``"cpu"``, ``"cuda:1"`` or None (cuda if available, else cpu)."""
+    """The device the CLI's ``--device`` names: ``"cuda"``, ``"cpu"``, ``"cuda:1"`` or None (cuda
+    if available, else cpu). A CUDA device with an index also becomes the current one
+    (``torch.cuda.set_device``), so that whatever allocates or launches on "the current GPU"
+    lands there too."""
     if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+        if device.index is not None:
+            if device.index >= torch.cuda.device_count():
+                raise ValueError(f"device {name!r} requested but there are only {torch.cuda.device_count()} "
+                                 f"CUDA devices; use --device cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+            torch.cuda.set_device(device)
     return device
 
 
