@@ -104,18 +104,21 @@ def _load_box(ptr, idx, mask, COMPUTE: tl.constexpr):
 
 @triton.jit
 def pairwise_box_overlap_kernel(a_ptr, b_ptr, out_ptr, N, M, eps,
-                                VARIANT: tl.constexpr, COMPUTE: tl.constexpr,
+                                VARIANT: tl.constexpr, COMPUTE: tl.constexpr, INT64: tl.constexpr,
                                 BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr):
     """out[i, j] = overlap(a[i], b[j]) for A (N x 4) and B (M x 4), row-major out (N x M).
 
     One program computes a BLOCK_N x BLOCK_M tile, rows of the tile stored
     contiguously (coalesced along M). Reads 16 bytes per box once per tile and
     writes one element per pair: store-bound, so the roofline is
-    N * M * sizeof(out) bytes / write bandwidth. Offsets are int64, so N * M may
-    exceed 2**31.
+    N * M * sizeof(out) bytes / write bandwidth. Offsets are int64 with INT64 (the
+    host sets it when N * M reaches 2**31), int32 otherwise.
     """
-    offs_n = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_m = tl.program_id(1).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+    if INT64:
+        offs_n = offs_n.to(tl.int64)
+        offs_m = offs_m.to(tl.int64)
     in_n = offs_n < N
     in_m = offs_m < M
     ax1, ay1, ax2, ay2 = _load_box(a_ptr, offs_n, in_n, COMPUTE)

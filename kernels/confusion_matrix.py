@@ -7,7 +7,7 @@ or written out of bounds).
 
 Two ways to accumulate, both deterministic (integer additions commute):
 
-* LOCAL_HIST: each program walks ITERS blocks of BLOCK pixels and bins the pair
+* LOCAL_HIST: each program walks ``iters`` blocks of BLOCK pixels and bins the pair
   index ``t * K + p`` into a private histogram of NUM_BINS >= K*K + 1 bins
   (``tl.histogram``; invalid pixels go to the spare bin K*K), then adds its non-zero
   bins to the global [K, K] int64 matrix with one atomic per bin. Global atomics:
@@ -40,23 +40,22 @@ def _argmax_over_classes(logits_ptr, b, s, valid, C, stride_b, stride_c, stride_
 @triton.jit
 def confusion_matrix_kernel(
         target_ptr, pred_ptr, out_ptr, S, chunks_per_row, K, ignore_index,
-        C, stride_b, stride_c, stride_s,
-        FROM_LOGITS: tl.constexpr, LOCAL_HIST: tl.constexpr, NUM_BINS: tl.constexpr,
-        ITERS: tl.constexpr, BLOCK: tl.constexpr):
+        C, stride_b, stride_c, stride_s, iters,
+        FROM_LOGITS: tl.constexpr, LOCAL_HIST: tl.constexpr, NUM_BINS: tl.constexpr, BLOCK: tl.constexpr):
     """out[t, p] += number of pixels with target t and prediction p.
 
     target: [B, S] integer labels, contiguous. Prediction: [B, S] integer labels,
     contiguous (FROM_LOGITS=False; the host passes B = 1, S = all pixels), or logits
     [B, C, S] with strides (stride_b, stride_c, stride_s) (FROM_LOGITS=True, argmax
-    over C fused). Program (b * chunks_per_row + chunk) counts ITERS * BLOCK pixels
+    over C fused). Program (b * chunks_per_row + chunk) counts iters * BLOCK pixels
     of row b: one scalar division per program, none per pixel.
     """
     pid = tl.program_id(0)
     b = (pid // chunks_per_row).to(tl.int64)
-    start = (pid % chunks_per_row).to(tl.int64) * (ITERS * BLOCK)
+    start = (pid % chunks_per_row).to(tl.int64) * iters * BLOCK
     if LOCAL_HIST:
         hist = tl.zeros([NUM_BINS], dtype=tl.int32)
-    for it in range(ITERS):
+    for it in range(iters):
         offs = start + it * BLOCK + tl.arange(0, BLOCK)
         in_range = offs < S
         t = tl.load(target_ptr + b * S + offs, mask=in_range, other=0).to(tl.int64)

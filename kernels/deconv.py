@@ -16,12 +16,34 @@ every phase has one tap and the whole op is the per-pixel product
 [B*H*W, CIN] x [CIN, COUT*K*K] with non-overlapping outputs.
 
 Every kernel takes explicit element strides, so contiguous and channels-last tensors
-(and channel slices of a concat buffer) are read and written in place; offsets are int64.
+(and channel slices of a concat buffer) are read and written in place. Pixel indices are
+int32 (the host runs these kernels only for fewer than 2**31 pixels per tensor), and so are
+element offsets unless INT64 (set by the host when some tensor spans 2**31 elements or more):
+64-bit [BLOCK_M, BLOCK_N] offset tiles and 64-bit divisions cost registers the tiles need.
+Addresses are built from row and column offset vectors at each load and store.
 Accumulation is float32; DOT_FP32 casts the operands to float32 before tl.dot (used in
 Triton's interpreter, where bf16 dots are wrong).
 """
 import triton
 import triton.language as tl
+
+
+@triton.jit
+def _wide(index, INT64: tl.constexpr):
+    """``index`` as int64 with INT64 (before it multiplies a stride), else unchanged."""
+    if INT64:
+        index = index.to(tl.int64)
+    return index
+
+
+@triton.jit
+def _offsets(pid, BLOCK: tl.constexpr, INT64: tl.constexpr):
+    """pid * BLOCK + [0, BLOCK): int64 with INT64, else int32."""
+    if INT64:
+        offs = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    else:
+        offs = pid * BLOCK + tl.arange(0, BLOCK)
+    return offs
 
 
 @triton.jit
@@ -32,7 +54,7 @@ def deconv_phase_kernel(
         ssb, ssc, ssh, ssw, sob, soc, soh, sow,
         S: tl.constexpr, K: tl.constexpr, P: tl.constexpr, TAPS: tl.constexpr,
         HAS_BIAS: tl.constexpr, HAS_SKIP: tl.constexpr, RELU: tl.constexpr,
-        DOT_FP32: tl.constexpr, PRECISION: tl.constexpr,
+        DOT_FP32: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """out = act(conv_transpose2d(x, weight) + bias + skip), phase by phase.
 
@@ -60,7 +82,7 @@ def deconv_phase_kernel(
     base_h = (oh0 + P - rh) // S
     base_w = (ow0 + P - rw) // S
 
-    offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     qj = offs_m % QW
     qi = (offs_m // QW) % QH
     b = offs_m // (QW * QH)
@@ -80,14 +102,14 @@ def deconv_phase_kernel(
             if (kh < K) & (kw < K):
                 # input pixel feeding this tap for each output pixel of the tile
                 in_row = in_m & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-                x_row = x_ptr + b * sxb + ih * sxh + iw * sxw
+                x_row = _wide(b, INT64) * sxb + _wide(ih, INT64) * sxh + _wide(iw, INT64) * sxw
                 w_tap = w_ptr + kh * swh + kw * sww
                 for c0 in range(0, CIN, BLOCK_K):
                     offs_k = c0 + tl.arange(0, BLOCK_K)
                     in_k = offs_k < CIN
-                    a = tl.load(x_row[:, None] + offs_k[None, :] * sxc,
+                    a = tl.load(x_ptr + (x_row[:, None] + _wide(offs_k, INT64)[None, :] * sxc),
                                 mask=in_row[:, None] & in_k[None, :], other=0.0)
-                    wt = tl.load(w_tap + offs_k[:, None] * swi + offs_n[None, :] * swo,
+                    wt = tl.load(w_tap + (_wide(offs_k, INT64)[:, None] * swi + _wide(offs_n, INT64)[None, :] * swo),
                                  mask=in_k[:, None] & in_n[None, :], other=0.0)
                     if DOT_FP32:
                         a = a.to(tl.float32)
@@ -99,12 +121,14 @@ def deconv_phase_kernel(
         acc += tl.load(bias_ptr + offs_n, mask=in_n, other=0.0).to(tl.float32)[None, :]
     in_out = in_m[:, None] & in_n[None, :]
     if HAS_SKIP:
-        s_offs = (b * ssb + oh * ssh + ow * ssw)[:, None] + offs_n[None, :] * ssc
-        acc += tl.load(skip_ptr + s_offs, mask=in_out, other=0.0).to(tl.float32)
+        s_row = _wide(b, INT64) * ssb + _wide(oh, INT64) * ssh + _wide(ow, INT64) * ssw
+        s_col = _wide(offs_n, INT64) * ssc
+        acc += tl.load(skip_ptr + (s_row[:, None] + s_col[None, :]), mask=in_out, other=0.0).to(tl.float32)
     if RELU:
         acc = tl.maximum(acc, 0.0)
-    o_offs = (b * sob + oh * soh + ow * sow)[:, None] + offs_n[None, :] * soc
-    tl.store(out_ptr + o_offs, acc.to(out_ptr.dtype.element_ty), mask=in_out)
+    o_row = _wide(b, INT64) * sob + _wide(oh, INT64) * soh + _wide(ow, INT64) * sow
+    o_col = _wide(offs_n, INT64) * soc
+    tl.store(out_ptr + (o_row[:, None] + o_col[None, :]), acc.to(out_ptr.dtype.element_ty), mask=in_out)
 
 
 @triton.jit
@@ -113,7 +137,7 @@ def deconv_grad_input_kernel(
         B, CIN, H, W, COUT, HOUT, WOUT,
         sgb, sgc, sgh, sgw, swi, swo, swh, sww, sxb, sxc, sxh, sxw,
         S: tl.constexpr, K: tl.constexpr, P: tl.constexpr,
-        DOT_FP32: tl.constexpr, PRECISION: tl.constexpr,
+        DOT_FP32: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     """grad_x[b, ci, h, w] = sum_{co, kh, kw} g[b, co, h*S - P + kh, w*S - P + kw] * weight[ci, co, kh, kw].
 
@@ -122,7 +146,7 @@ def deconv_grad_input_kernel(
     grad_out element is read once per n-tile. Program (m-tile, n-tile) owns BLOCK_M
     input pixels x BLOCK_N input channels.
     """
-    offs_m = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     w_i = offs_m % W
     h_i = (offs_m // W) % H
     b = offs_m // (W * H)
@@ -136,22 +160,23 @@ def deconv_grad_input_kernel(
         for kw in range(K):
             ow = w_i * S - P + kw
             in_row = in_m & (oh >= 0) & (oh < HOUT) & (ow >= 0) & (ow < WOUT)
-            g_row = g_ptr + b * sgb + oh * sgh + ow * sgw
+            g_row = _wide(b, INT64) * sgb + _wide(oh, INT64) * sgh + _wide(ow, INT64) * sgw
             w_tap = w_ptr + kh * swh + kw * sww
             for c0 in range(0, COUT, BLOCK_K):
                 offs_k = c0 + tl.arange(0, BLOCK_K)
                 in_k = offs_k < COUT
-                a = tl.load(g_row[:, None] + offs_k[None, :] * sgc,
+                a = tl.load(g_ptr + (g_row[:, None] + _wide(offs_k, INT64)[None, :] * sgc),
                             mask=in_row[:, None] & in_k[None, :], other=0.0)
-                wt = tl.load(w_tap + offs_k[:, None] * swo + offs_n[None, :] * swi,
+                wt = tl.load(w_tap + (_wide(offs_k, INT64)[:, None] * swo + _wide(offs_n, INT64)[None, :] * swi),
                              mask=in_k[:, None] & in_n[None, :], other=0.0)
                 if DOT_FP32:
                     a = a.to(tl.float32)
                     wt = wt.to(tl.float32)
                 acc = tl.dot(a, wt, acc, input_precision=PRECISION)
 
-    offs = (b * sxb + h_i * sxh + w_i * sxw)[:, None] + offs_n[None, :] * sxc
-    tl.store(gx_ptr + offs, acc.to(gx_ptr.dtype.element_ty), mask=in_m[:, None] & in_n[None, :])
+    gx_row = _wide(b, INT64) * sxb + _wide(h_i, INT64) * sxh + _wide(w_i, INT64) * sxw
+    tl.store(gx_ptr + (gx_row[:, None] + _wide(offs_n, INT64)[None, :] * sxc), acc.to(gx_ptr.dtype.element_ty),
+             mask=in_m[:, None] & in_n[None, :])
 
 
 @triton.jit
@@ -160,7 +185,7 @@ def deconv_grad_weight_kernel(
         B, CIN, H, W, COUT, HOUT, WOUT, CHUNK, SPLIT,
         sxb, sxc, sxh, sxw, sgb, sgc, sgh, sgw,
         S: tl.constexpr, K: tl.constexpr, P: tl.constexpr,
-        DOT_FP32: tl.constexpr, PRECISION: tl.constexpr,
+        DOT_FP32: tl.constexpr, PRECISION: tl.constexpr, INT64: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_P: tl.constexpr):
     """part[split, ci, co, kh, kw] = sum over pixels p of the split of x[p, ci] * g[p -> (kh, kw), co].
 
@@ -180,7 +205,7 @@ def deconv_grad_weight_kernel(
     kh = tap // K
     kw = tap % K
     npix = B * H * W
-    start = split.to(tl.int64) * CHUNK
+    start = split * CHUNK
     end = tl.minimum(start + CHUNK, npix)
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
@@ -193,16 +218,21 @@ def deconv_grad_weight_kernel(
         oh = h_i * S - P + kh
         ow = w_i * S - P + kw
         hit = in_p & (oh >= 0) & (oh < HOUT) & (ow >= 0) & (ow < WOUT)
-        xa = tl.load(x_ptr + offs_m[:, None] * sxc + (b * sxb + h_i * sxh + w_i * sxw)[None, :],
+        x_col = _wide(b, INT64) * sxb + _wide(h_i, INT64) * sxh + _wide(w_i, INT64) * sxw
+        g_row = _wide(b, INT64) * sgb + _wide(oh, INT64) * sgh + _wide(ow, INT64) * sgw
+        xa = tl.load(x_ptr + (_wide(offs_m, INT64)[:, None] * sxc + x_col[None, :]),
                      mask=in_m[:, None] & in_p[None, :], other=0.0)
-        gb = tl.load(g_ptr + (b * sgb + oh * sgh + ow * sgw)[:, None] + offs_n[None, :] * sgc,
+        gb = tl.load(g_ptr + (g_row[:, None] + _wide(offs_n, INT64)[None, :] * sgc),
                      mask=hit[:, None] & in_n[None, :], other=0.0)
         if DOT_FP32:
             xa = xa.to(tl.float32)
             gb = gb.to(tl.float32)
         acc = tl.dot(xa, gb, acc, input_precision=PRECISION)
 
-    offs = ((split * CIN + offs_m[:, None]).to(tl.int64) * COUT + offs_n[None, :]) * (K * K) + tap
+    if INT64:
+        offs = ((split * CIN + offs_m[:, None]).to(tl.int64) * COUT + offs_n[None, :]) * (K * K) + tap
+    else:
+        offs = ((split * CIN + offs_m[:, None]) * COUT + offs_n[None, :]) * (K * K) + tap
     tl.store(part_ptr + offs, acc, mask=in_m[:, None] & in_n[None, :])
 
 
@@ -210,14 +240,15 @@ def deconv_grad_weight_kernel(
 def add_act_kernel(
         y_ptr, skip_ptr, out_ptr, N, C, H, W,
         syb, syc, syh, syw, ssb, ssc, ssh, ssw, sob, soc, soh, sow,
-        HAS_SKIP: tl.constexpr, RELU: tl.constexpr, COMPUTE: tl.constexpr, BLOCK: tl.constexpr):
+        HAS_SKIP: tl.constexpr, RELU: tl.constexpr, COMPUTE: tl.constexpr, INT64: tl.constexpr,
+        BLOCK: tl.constexpr):
     """out = act(y + skip) elementwise over [B, C, H, W] tensors of any strides.
 
     The epilogue of the fallback path (cuDNN's conv_transpose2d computes y, bias
     included): reads y and skip once, writes out once (or into a channel slice of
     the concat buffer).
     """
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    offs = _offsets(tl.program_id(0), BLOCK, INT64)
     valid = offs < N
     w_i = offs % W
     h_i = (offs // W) % H

@@ -1,4 +1,5 @@
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 KERNEL_TEST_MODE = os.environ.get("TRITON_INTERPRET", "0") == "1"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -81,3 +83,18 @@ def run_expecting_device_assert(code: str) -> None:
     assert result.returncode != 0, result.stdout[-2000:]
     assert "synchronizing CUDA operation" not in result.stderr, result.stderr[-3000:]
     assert "device-side assert" in result.stderr, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def sm90_resources(tmp_path_factory) -> list[dict]:
+    """The rows of ``python -m perf.resources``: every kernel configuration the ops launch on a
+    GPU, compiled for sm_90 (once per session, in a subprocess, with an empty Triton cache so
+    that each row's compile_s is a real compile)."""
+    pytest.importorskip("triton.backends.nvidia")
+    out = tmp_path_factory.mktemp("sm90-static")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(out / "triton-cache")
+    result = subprocess.run([sys.executable, "-m", "perf.resources", "--out", str(out)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=800)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads((out / "resources.json").read_text())["rows"]

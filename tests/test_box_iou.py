@@ -1,4 +1,5 @@
 """The box IoU family against a float64 reference written from the definitions, and torchvision."""
+import importlib
 import math
 
 import pytest
@@ -62,6 +63,17 @@ def test_pairwise_overlap_matches_float64_reference(variant, dtype):
     assert got.dtype == dtype and got.shape == (37, 45)
     expected = reference_matrix(a, b, variant)
     torch.testing.assert_close(got.double(), expected, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("variant", ["iou", "ciou"])
+def test_pairwise_overlap_int64_offset_variant(monkeypatch, variant):
+    # the INT64 kernel (N * M >= 2**31 pairs) on a small input
+    box_iou_ops = importlib.import_module("tritonvision.ops.box_iou")  # the module, not ops.box_iou
+    monkeypatch.setattr(box_iou_ops, "needs_int64", lambda *tensors: True)
+    a, b = random_boxes(19), random_boxes(70)
+    torch.testing.assert_close(PUBLIC[variant](a, b).double(), reference_matrix(a, b, variant),
+                               rtol=TOL[torch.float32], atol=TOL[torch.float32])
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

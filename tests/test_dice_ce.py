@@ -268,7 +268,7 @@ def test_several_tiles_per_program_and_batch_chunks(monkeypatch):
     """Force tiny tiles, few programs and a 1-sample grid limit, so the kernel's strided tile
     loop and the host's batch chunking both run (the GPU sizes need them)."""
     import tritonvision.ops.dice_ce as module
-    monkeypatch.setattr(module, "TILE_ELEMENTS", 64)
+    monkeypatch.setitem(module.TILE_ELEMENTS, torch.float64, 64)
     monkeypatch.setattr(module, "PROGRAMS", 6)
     monkeypatch.setattr(module, "MAX_GRID_Y", 1)
     logits, target = _inputs((3, 5, 7), 5, torch.float64)   # 35 pixels, 5 tiles of 8, 3 at most per program

@@ -90,8 +90,9 @@ def test_confusion_matrix_many_chunks_per_row(monkeypatch, k):
     # 16-pixel blocks: several blocks per program and several programs per image row,
     # on both the local-histogram (k=3) and the per-pixel atomics (k=70) paths
     import importlib
+    from tritonvision.ops._launch import LaunchConfig
     cm_ops = importlib.import_module("tritonvision.ops.confusion_matrix")   # the module, not the function
-    monkeypatch.setattr(cm_ops, "BLOCK", 16)
+    monkeypatch.setattr(cm_ops, "COUNT", LaunchConfig(dict(BLOCK=16)))
     shape = (2, 40, 30) if k == 3 else (2, 5, 9)        # k=3: 4 blocks per program too
     logits = torch.randn(shape[0], k, *shape[1:])
     target = torch.randint(0, k, shape)

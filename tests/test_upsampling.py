@@ -279,7 +279,7 @@ def test_upsample_bilinear_backward_gather_window_misses_no_output(rows, cols):
 def test_upsample_bilinear_add_int64_indexing_path(monkeypatch):
     # the int64-offset variant (tensors of 2**31+ elements) on a small input
     import tritonvision.ops.upsample as upsample_ops
-    monkeypatch.setattr(upsample_ops, "_wide", lambda *tensors: True)
+    monkeypatch.setattr(upsample_ops, "needs_int64", lambda *tensors: True)
     x = torch.randn(1, 2, 3, 5, dtype=torch.float64, requires_grad=True)
     skip = torch.randn(1, 2, 6, 9, dtype=torch.float64).to(memory_format=torch.channels_last)
     out = upsample_bilinear_add(x, skip)

@@ -25,6 +25,7 @@ from tritonvision.kernels import box_iou as kernels
 
 from ._checks import check_boxes, check_same_device
 from ._dtypes import compute_dtype, tl_compute_dtype
+from ._launch import LaunchConfig, needs_int64
 from ._op import fused_op
 
 VARIANTS = {"iou": kernels.IOU, "giou": kernels.GIOU, "diou": kernels.DIOU, "ciou": kernels.CIOU}
@@ -76,6 +77,25 @@ def _overlap_torch(boxes1: Tensor, boxes2: Tensor, variant: int, eps: float, ali
     return _overlap_math(*_pairs(boxes1, boxes2, aligned), variant, eps).to(boxes1.dtype)
 
 
+# ----------------------------------------------------------------------------- launch configuration
+# Tiles of the kernels below, read by their launchers (and through them by perf/resources.py and
+# the compile-for-GPU test); kernel-test mode runs the same. Memory-bound kernels: sized for zero
+# register spills and >= 16 resident warps per SM on sm_90 (perf/results/sm90-static/resources.md),
+# 2 to 8 results per thread; not yet measured on a GPU.
+PAIRWISE = {
+    (torch.float32, False): LaunchConfig(dict(BLOCK_N=16, BLOCK_M=64)),
+    (torch.float32, True): LaunchConfig(dict(BLOCK_N=8, BLOCK_M=64)),
+    (torch.float64, False): LaunchConfig(dict(BLOCK_N=8, BLOCK_M=64)),
+    (torch.float64, True): LaunchConfig(dict(BLOCK_N=4, BLOCK_M=64)),
+}
+"""pairwise_box_overlap_kernel by (compute dtype, CIoU): CIoU and float64 keep more registers per pair."""
+ALIGNED = LaunchConfig(dict(BLOCK=256))
+"""aligned_box_overlap_kernel: 2 box pairs per thread."""
+THRESHOLD = {torch.float32: LaunchConfig(dict(BLOCK_N=8, BLOCK_WORDS=4)),
+             torch.float64: LaunchConfig(dict(BLOCK_N=4, BLOCK_WORDS=4))}
+"""box_iou_threshold_kernel by compute dtype: BLOCK_N rows x 32 * BLOCK_WORDS columns (8 or 4 IoUs per thread)."""
+
+
 def _overlap_triton(boxes1: Tensor, boxes2: Tensor, variant: int, eps: float, aligned: bool) -> Tensor:
     n, m = boxes1.shape[0], boxes2.shape[0]
     out = boxes1.new_empty((n,) if aligned else (n, m))
@@ -84,13 +104,13 @@ def _overlap_triton(boxes1: Tensor, boxes2: Tensor, variant: int, eps: float, al
     a, b = boxes1.contiguous(), boxes2.contiguous()
     compute = tl_compute_dtype(boxes1.dtype)
     if aligned:
-        block = 256
-        kernels.aligned_box_overlap_kernel[(triton.cdiv(n, block),)](
-            a, b, out, n, eps, VARIANT=variant, COMPUTE=compute, BLOCK=block)
+        kernels.aligned_box_overlap_kernel[(triton.cdiv(n, ALIGNED.tiles["BLOCK"]),)](
+            a, b, out, n, eps, VARIANT=variant, COMPUTE=compute, **ALIGNED.kwargs)
     else:
-        block_n, block_m = 32, 128
-        kernels.pairwise_box_overlap_kernel[(triton.cdiv(n, block_n), triton.cdiv(m, block_m))](
-            a, b, out, n, m, eps, VARIANT=variant, COMPUTE=compute, BLOCK_N=block_n, BLOCK_M=block_m)
+        config = PAIRWISE[compute_dtype(boxes1.dtype), variant == kernels.CIOU]
+        grid = (triton.cdiv(n, config.tiles["BLOCK_N"]), triton.cdiv(m, config.tiles["BLOCK_M"]))
+        kernels.pairwise_box_overlap_kernel[grid](
+            a, b, out, n, m, eps, VARIANT=variant, COMPUTE=compute, INT64=needs_int64(a, b, out), **config.kwargs)
     return out
 
 
@@ -246,13 +266,13 @@ def threshold_triton(boxes1: Tensor, boxes2: Tensor, threshold: float, upper: bo
     mask = torch.empty((batch, n, words), dtype=torch.int32, device=boxes1.device)
     if mask.numel() == 0:
         return mask
-    block_n, block_words = 32, 4
-    grid = (triton.cdiv(n, block_n), triton.cdiv(words, block_words), batch)
     compute = compute_dtype(boxes1.dtype)
+    config = THRESHOLD[compute]
+    grid = (triton.cdiv(n, config.tiles["BLOCK_N"]), triton.cdiv(words, config.tiles["BLOCK_WORDS"]), batch)
     threshold = torch.full((1,), exact_threshold(threshold, compute), dtype=compute, device=boxes1.device)
     kernels.box_iou_threshold_kernel[grid](
         boxes1.contiguous(), boxes2.contiguous(), mask, n, m, words, threshold, UPPER=upper,
-        COMPUTE=tl_compute_dtype(boxes1.dtype), BLOCK_N=block_n, BLOCK_WORDS=block_words,
+        COMPUTE=tl_compute_dtype(boxes1.dtype), **config.kwargs,
         enable_fp_fusion=False)  # no FMA contraction: IoU rounds as torchvision computes it
     return mask
 

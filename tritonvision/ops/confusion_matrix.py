@@ -24,9 +24,13 @@ from torch import Tensor
 from tritonvision.kernels import confusion_matrix as kernels
 
 from ._checks import check_integer, check_labels, check_same_device, check_tensor
+from ._launch import LaunchConfig
 from ._op import fused_op
 
-BLOCK = 1024
+COUNT = LaunchConfig(dict(BLOCK=1024))
+"""confusion_matrix_kernel: 8 pixels per thread of 4 warps (>= 20 resident warps per SM on sm_90 at
+every histogram size: perf/results/sm90-static/resources.md; not yet measured on a GPU).
+Kernel-test mode runs the same."""
 MAX_LOCAL_BINS = 4096
 NO_IGNORE = -1
 """ignore_index passed to the kernels when nothing is ignored: negative labels are never counted."""
@@ -57,14 +61,13 @@ def _launch(target: Tensor, pred_or_logits: Tensor, num_classes: int, ignore_ind
     target = target.reshape(-1).contiguous()
     num_bins = triton.next_power_of_2(k * k + 1)
     local = num_bins <= MAX_LOCAL_BINS
-    # a few fixed work sizes per program (so few compiled variants): long rows get
-    # more blocks per program, hence fewer global atomics
-    iters = 16 if s >= 16 * 64 * BLOCK else 4 if s >= 4 * 16 * BLOCK else 1
-    chunks = triton.cdiv(s, iters * BLOCK)
+    # long rows get more blocks per program, hence fewer global atomics
+    block = COUNT.tiles["BLOCK"]
+    iters = 16 if s >= 16 * 64 * block else 4 if s >= 4 * 16 * block else 1
+    chunks = triton.cdiv(s, iters * block)
     kernels.confusion_matrix_kernel[(rows * chunks,)](
-        target, pred_or_logits, out, s, chunks, k, ignore_index, c, *strides,
-        FROM_LOGITS=from_logits, LOCAL_HIST=local, NUM_BINS=num_bins if local else 1,
-        ITERS=iters, BLOCK=BLOCK)
+        target, pred_or_logits, out, s, chunks, k, ignore_index, c, *strides, iters,
+        FROM_LOGITS=from_logits, LOCAL_HIST=local, NUM_BINS=num_bins if local else 1, **COUNT.kwargs)
     return out
 
 

@@ -46,6 +46,7 @@ from tritonvision.kernels import deconv as kernels
 
 from ._checks import check_float, check_same_device
 from ._dtypes import tl_compute_dtype
+from ._launch import LaunchConfig, multiprocessor_count, needs_int64
 from ._op import KERNEL_TEST_MODE, fused_op
 
 ACTIVATIONS = ("none", "relu")
@@ -76,19 +77,46 @@ def triton_gemm_supported(dtype: torch.dtype, kernel_size: int, stride: int) -> 
     return dtype in TRITON_DTYPES and stride >= 2 and kernel_size <= 2 * stride
 
 
+def _pixels_fit_int32(*tensors: Tensor) -> bool:
+    """The GEMM kernels index pixels (B * H * W of each [B, C, H, W] tensor) in int32."""
+    return all(t.shape[0] * t.shape[2] * t.shape[3] < 2 ** 31 for t in tensors)
+
+
+# ----------------------------------------------------------------------------- launch configuration
+# The launch configuration of every kernel below, read by its launcher (and, through the
+# launchers, by perf/resources.py and the compile-for-GPU test). Chosen for zero register spills
+# on sm_90 (perf/results/sm90-static/resources.md); not yet measured on a GPU. Kernel-test mode
+# runs the same tiles and departs only in DOT_FP32 (_dot_args): the interpreter's bf16 tl.dot
+# gives wrong results, so there the operands are cast to float32 first.
+def _stages(dtype: torch.dtype) -> int:
+    """Software-pipeline depth: 3 for 16-bit operands, 2 for float32 (twice the shared memory per stage)."""
+    return 3 if dtype.itemsize < 4 else 2
+
+
+def gemm_config(channels: int, dtype: torch.dtype, ieee: bool, int64: bool) -> LaunchConfig:
+    """Phase (forward) and grad_x implicit-GEMM tiles: BLOCK_M pixels x BLOCK_N channels (of
+    ``channels``), BLOCK_K reduction channels per step, on 8 warps (two warp groups). 128 x 128
+    tiles, or these on 4 warps, spill (the row offsets, masks and epilogue addresses per
+    thread). ``ieee`` float32 dots run on the FMA units with both operands in registers: half
+    the reduction step; 64-bit offsets (``int64``, tensors of 2**31+ elements): half the rows."""
+    tiles = dict(BLOCK_M=64 if int64 else 128, BLOCK_N=32 if channels <= 32 else 64, BLOCK_K=16 if ieee else 32)
+    return LaunchConfig(tiles, num_warps=8, num_stages=_stages(dtype))
+
+
+def grad_weight_config(cin: int, cout: int, dtype: torch.dtype) -> LaunchConfig:
+    """grad_weight tiles: BLOCK_M input x BLOCK_N output channels, BLOCK_P pixels per reduction step."""
+    tiles = dict(BLOCK_M=32 if cin <= 32 else 64, BLOCK_N=32 if cout <= 32 else 64, BLOCK_P=32)
+    return LaunchConfig(tiles, num_warps=4, num_stages=_stages(dtype))
+
+
+ADD_ACT = LaunchConfig(dict(BLOCK=1024), num_warps=4)
+"""The elementwise epilogue of the cuDNN fallback: 8 elements per thread."""
+
+
 # ----------------------------------------------------------------------------- kernel launches
 def _dot_args(dtype: torch.dtype) -> dict:
     tf32 = dtype == torch.float32 and torch.backends.cudnn.allow_tf32 and not KERNEL_TEST_MODE
     return dict(DOT_FP32=KERNEL_TEST_MODE, PRECISION="tf32" if tf32 or dtype != torch.float32 else "ieee")
-
-
-def _stages(dtype: torch.dtype) -> int:
-    """Software-pipeline depth: 128x32 + 32x128 fp32 tiles x 3 stages would need 96 KiB of shared memory."""
-    return 3 if dtype.itemsize < 4 else 2
-
-
-def _tile(n: int, lo: int, hi: int) -> int:
-    return max(lo, min(hi, triton.next_power_of_2(max(n, 1))))
 
 
 def _launch_phase(x: Tensor, weight: Tensor, bias: Optional[Tensor], skip: Optional[Tensor], out: Tensor,
@@ -98,32 +126,29 @@ def _launch_phase(x: Tensor, weight: Tensor, bias: Optional[Tensor], skip: Optio
     cout, k = weight.shape[1], weight.shape[2]
     hout, wout = out.shape[2], out.shape[3]
     qh, qw = triton.cdiv(hout, stride), triton.cdiv(wout, stride)
-    if KERNEL_TEST_MODE:
-        block_m, block_n, block_k, warps, stages = 16, 16, 16, 4, 1
-    else:
-        block_m, block_n, block_k = 128, _tile(cout, 32, 128), 32
-        warps, stages = (8 if block_n == 128 else 4), _stages(x.dtype)
+    dot = _dot_args(x.dtype)
     sk = skip if skip is not None else out
-    n_tiles = triton.cdiv(cout, block_n)
-    grid = (triton.cdiv(b * qh * qw, block_m) * n_tiles * stride * stride,)
+    int64 = needs_int64(x, weight, sk, out)
+    config = gemm_config(cout, x.dtype, dot["PRECISION"] == "ieee", int64)
+    n_tiles = triton.cdiv(cout, config.tiles["BLOCK_N"])
+    grid = (triton.cdiv(b * qh * qw, config.tiles["BLOCK_M"]) * n_tiles * stride * stride,)
     kernels.deconv_phase_kernel[grid](
         x, weight, bias if bias is not None else weight, sk, out,
         b, cin, h, w, cout, hout, wout, qh, qw, n_tiles,
         *x.stride(), *weight.stride(), *sk.stride(), *out.stride(),
         S=stride, K=k, P=padding, TAPS=triton.cdiv(k, stride),
-        HAS_BIAS=bias is not None, HAS_SKIP=skip is not None, RELU=relu, **_dot_args(x.dtype),
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, num_warps=warps, num_stages=stages)
+        HAS_BIAS=bias is not None, HAS_SKIP=skip is not None, RELU=relu, **dot,
+        INT64=int64, **config.kwargs)
 
 
 def _launch_add_act(y: Tensor, skip: Optional[Tensor], out: Tensor, relu: bool) -> None:
     """out = act(y + skip) elementwise (the epilogue of the cuDNN fallback)."""
     n = y.numel()
-    block = 256 if KERNEL_TEST_MODE else 1024
     sk = skip if skip is not None else y
-    kernels.add_act_kernel[(triton.cdiv(n, block),)](
+    kernels.add_act_kernel[(triton.cdiv(n, ADD_ACT.tiles["BLOCK"]),)](
         y, sk, out, n, *y.shape[1:], *y.stride(), *sk.stride(), *out.stride(),
-        HAS_SKIP=skip is not None, RELU=relu,
-        COMPUTE=tl_compute_dtype(y.dtype), BLOCK=block)
+        HAS_SKIP=skip is not None, RELU=relu, COMPUTE=tl_compute_dtype(y.dtype), INT64=needs_int64(y, sk, out),
+        **ADD_ACT.kwargs)
 
 
 def _like_x(x: Tensor, *tensors: Optional[Tensor]) -> list[Optional[Tensor]]:
@@ -137,7 +162,7 @@ def _forward_into(x: Tensor, weight: Tensor, bias: Optional[Tensor], skip: Optio
     if out.numel() == 0:
         return
     weight, bias = _like_x(x, weight, bias)
-    if triton_gemm_supported(x.dtype, weight.shape[2], stride):
+    if triton_gemm_supported(x.dtype, weight.shape[2], stride) and _pixels_fit_int32(x, out):
         _launch_phase(x, weight, bias, skip, out, stride, padding, relu)
     else:
         y = F.conv_transpose2d(x, weight, bias, stride, padding, output_padding)
@@ -224,7 +249,8 @@ def _backward_torch(grad: Tensor, x: Tensor, weight: Tensor, stride: int, paddin
 def _backward_triton(grad: Tensor, x: Tensor, weight: Tensor, stride: int, padding: int, output_padding: int,
                      need_input: bool, need_weight: bool) -> tuple[Tensor, Tensor]:
     k = weight.shape[2]
-    if not triton_gemm_supported(x.dtype, k, stride) or not grad.dtype == weight.dtype == x.dtype:
+    if not (triton_gemm_supported(x.dtype, k, stride) and grad.dtype == weight.dtype == x.dtype
+            and _pixels_fit_int32(x, grad)):
         return _backward_torch(grad, x, weight, stride, padding, output_padding, need_input, need_weight)
     b, cin, h, w = x.shape
     cout, hout, wout = weight.shape[1], grad.shape[2], grad.shape[3]
@@ -234,23 +260,21 @@ def _backward_triton(grad: Tensor, x: Tensor, weight: Tensor, stride: int, paddi
     if x.numel() == 0 or grad.numel() == 0 or weight.numel() == 0:
         return grad_x.zero_(), grad_w
     dot = _dot_args(x.dtype)
-    small = KERNEL_TEST_MODE
     if need_input:
-        block_m, block_n, block_k = (16, 16, 16) if small else (128, _tile(cin, 32, 128), 32)
-        warps = 4 if small or block_n < 128 else 8
-        grid = (triton.cdiv(b * h * w, block_m), triton.cdiv(cin, block_n))
+        int64 = needs_int64(grad, weight, grad_x)
+        config = gemm_config(cin, x.dtype, dot["PRECISION"] == "ieee", int64)
+        grid = (triton.cdiv(b * h * w, config.tiles["BLOCK_M"]), triton.cdiv(cin, config.tiles["BLOCK_N"]))
         kernels.deconv_grad_input_kernel[grid](
             grad, weight, grad_x, b, cin, h, w, cout, hout, wout,
             *grad.stride(), *weight.stride(), *grad_x.stride(),
-            S=stride, K=k, P=padding, **dot, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
-            num_warps=warps, num_stages=1 if small else _stages(x.dtype))
+            S=stride, K=k, P=padding, **dot, INT64=int64, **config.kwargs)
     if need_weight:
-        block_m, block_n, block_p = (16, 16, 16) if small else (_tile(cin, 32, 128), _tile(cout, 32, 128), 32)
-        warps = 4 if small or block_m * block_n < 128 * 128 else 8
+        config = grad_weight_config(cin, cout, x.dtype)
+        block_m, block_n, block_p = config.tiles["BLOCK_M"], config.tiles["BLOCK_N"], config.tiles["BLOCK_P"]
         npix = b * h * w
         tiles = triton.cdiv(cin, block_m) * triton.cdiv(cout, block_n) * k * k
-        target = 4 if small else 4 * torch.cuda.get_device_properties(x.device).multi_processor_count
-        split = max(1, min(triton.cdiv(target, tiles), triton.cdiv(npix, 4 * block_p)))
+        # split the pixel reduction until ~4 programs per SM, each with >= 4 pixel blocks
+        split = max(1, min(triton.cdiv(4 * multiprocessor_count(x.device), tiles), triton.cdiv(npix, 4 * block_p)))
         chunk = triton.cdiv(triton.cdiv(npix, split), block_p) * block_p
         split = triton.cdiv(npix, chunk)
         part = torch.empty((split, cin, cout, k, k), dtype=torch.float32, device=x.device)
@@ -258,8 +282,7 @@ def _backward_triton(grad: Tensor, x: Tensor, weight: Tensor, stride: int, paddi
         kernels.deconv_grad_weight_kernel[grid](
             x, grad, part, b, cin, h, w, cout, hout, wout, chunk, split,
             *x.stride(), *grad.stride(),
-            S=stride, K=k, P=padding, **dot, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_P=block_p,
-            num_warps=warps, num_stages=1 if small else _stages(x.dtype))
+            S=stride, K=k, P=padding, **dot, INT64=needs_int64(x, grad, part), **config.kwargs)
         grad_w = part.sum(0).to(weight.dtype)
     return grad_x, grad_w
 

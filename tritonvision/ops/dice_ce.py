@@ -84,19 +84,25 @@ from tritonvision.kernels import dice_ce as kernels
 from ._checks import (assert_all_zero_async, check_float, check_integer, check_labels, check_same_device,
                       check_tensor)
 from ._dtypes import compute_dtype, tl_compute_dtype
+from ._launch import LaunchConfig
 from ._op import fused_op
 
 OP = "dice_ce_loss"
 REDUCTIONS = ("mean", "sum", "none")
 MAX_TRITON_CLASSES = 1024
 """Above this many classes the class axis no longer fits one register tile: the torch path runs."""
-TILE_ELEMENTS = 4096
-"""Logits per register tile (BLOCK_C * BLOCK_S)."""
+TILE_ELEMENTS = {torch.float32: 1024, torch.float64: 512}
+"""Logits per register tile (BLOCK_C * BLOCK_S) of the softmax kernels by compute dtype, on
+SOFTMAX_WARPS warps: 4 (float32) or 2 (float64) per thread, for zero register spills and >= 16
+resident warps per SM on sm_90 at every class count (perf/results/sm90-static/resources.md;
+4096 spilled with 224-255 registers). Not yet measured on a GPU. Kernel-test mode runs the same."""
 PROGRAMS = 1024
 """Forward programs in all (over B samples): bounds the partial-sum buffer to ~PROGRAMS * 5 * C."""
 MAX_GRID_Y = 65535
-NUM_WARPS = 8
-"""Warps per softmax-kernel program (a 4096-logit tile: 16 per thread). Not tuned on a GPU yet."""
+SOFTMAX_WARPS = 8
+"""Warps per program of the softmax kernels."""
+SIGMOID = {torch.float32: LaunchConfig(dict(BLOCK=1024)), torch.float64: LaunchConfig(dict(BLOCK=512))}
+"""Sigmoid-form kernels by compute dtype: 8 (float32) or 4 (float64) elements per thread of 4 warps."""
 
 
 def _bad_label_error(num_classes: int, ignore_index: int) -> Callable[[int], ValueError]:
@@ -187,9 +193,11 @@ def _stats_backward_torch(logits: Tensor, target: Tensor, grad_stats: Tensor, ig
 
 
 # ----------------------------------------------------------------------------- triton path
-def _blocks(num_classes: int) -> tuple[int, int]:
+def softmax_config(num_classes: int, dtype: torch.dtype) -> LaunchConfig:
+    """The softmax kernels' tile: every class (BLOCK_C >= C) times BLOCK_S pixels."""
     block_c = max(triton.next_power_of_2(num_classes), 2)
-    return block_c, max(TILE_ELEMENTS // block_c, 8)
+    block_s = max(TILE_ELEMENTS[compute_dtype(dtype)] // block_c, 1)
+    return LaunchConfig(dict(BLOCK_C=block_c, BLOCK_S=block_s), num_warps=SOFTMAX_WARPS)
 
 
 def _stats_triton(logits: Tensor, target: Tensor, ignore_index: int, squared_pred: bool) -> Tensor:
@@ -201,8 +209,8 @@ def _stats_triton(logits: Tensor, target: Tensor, ignore_index: int, squared_pre
     b, c, s = x.shape
     if b * s == 0:
         return x.new_zeros((b, kernels.NUM_STATS, c), dtype=compute_dtype(logits.dtype))
-    block_c, block_s = _blocks(c)
-    num_tiles = triton.cdiv(s, block_s)
+    config = softmax_config(c, logits.dtype)
+    num_tiles = triton.cdiv(s, config.tiles["BLOCK_S"])
     per_sample = min(num_tiles, max(1, PROGRAMS // b))
     part = torch.empty((b, per_sample, kernels.NUM_STATS, c), dtype=compute_dtype(logits.dtype),
                        device=x.device)
@@ -211,8 +219,7 @@ def _stats_triton(logits: Tensor, target: Tensor, ignore_index: int, squared_pre
         b1 = min(b, b0 + MAX_GRID_Y)
         kernels.dice_ce_stats_kernel[(per_sample, b1 - b0)](
             x[b0:b1], y[b0:b1], part[b0:b1], bad[b0:b1], c, s, ignore_index, per_sample,
-            SQUARED=squared_pred, COMPUTE=tl_compute_dtype(logits.dtype), BLOCK_C=block_c, BLOCK_S=block_s,
-            num_warps=NUM_WARPS)
+            SQUARED=squared_pred, COMPUTE=tl_compute_dtype(logits.dtype), **config.kwargs)
     # The kernel counted (and skipped) bad labels in the same pass. On CUDA a device-side
     # assertion on the counts (no host sync); in kernel-test mode (CPU) the counts are read and,
     # only on failure, the target again, to name the label in the error.
@@ -237,13 +244,12 @@ def _stats_backward_triton(logits: Tensor, target: Tensor, grad_stats: Tensor, i
     if grad.numel() == 0:
         return grad.reshape(logits.shape)
     g = grad_stats.to(compute_dtype(logits.dtype)).contiguous()
-    block_c, block_s = _blocks(c)
+    config = softmax_config(c, logits.dtype)
     for b0 in range(0, b, MAX_GRID_Y):
         b1 = min(b, b0 + MAX_GRID_Y)
-        kernels.dice_ce_stats_backward_kernel[(triton.cdiv(s, block_s), b1 - b0)](
+        kernels.dice_ce_stats_backward_kernel[(triton.cdiv(s, config.tiles["BLOCK_S"]), b1 - b0)](
             x[b0:b1], y[b0:b1], g[b0:b1], grad[b0:b1], c, s, ignore_index,
-            SQUARED=squared_pred, COMPUTE=tl_compute_dtype(logits.dtype), BLOCK_C=block_c, BLOCK_S=block_s,
-            num_warps=NUM_WARPS)
+            SQUARED=squared_pred, COMPUTE=tl_compute_dtype(logits.dtype), **config.kwargs)
     return grad.reshape(logits.shape)
 
 
@@ -292,8 +298,6 @@ dice_ce_stats_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 # ----------------------------------------------------------------------------- sigmoid form
-SIGMOID_BLOCK = 1024
-
 
 def _sigmoid_parts(logits: Tensor, target: Tensor):
     x = logits.to(compute_dtype(logits.dtype))
@@ -330,13 +334,14 @@ def _sigmoid_stats_triton(logits: Tensor, target: Tensor, squared_pred: bool) ->
     rows, s = x.shape
     if rows * s == 0:
         return x.new_zeros((b, kernels.NUM_STATS, c), dtype=compute_dtype(logits.dtype))
-    per_row = min(triton.cdiv(s, SIGMOID_BLOCK), max(1, PROGRAMS // rows))
+    config = SIGMOID[compute_dtype(logits.dtype)]
+    per_row = min(triton.cdiv(s, config.tiles["BLOCK"]), max(1, PROGRAMS // rows))
     part = torch.empty((rows, per_row, kernels.NUM_STATS), dtype=compute_dtype(logits.dtype), device=x.device)
     for r0 in range(0, rows, MAX_GRID_Y):
         r1 = min(rows, r0 + MAX_GRID_Y)
         kernels.sigmoid_stats_kernel[(per_row, r1 - r0)](
             x[r0:r1], t[r0:r1], part[r0:r1], s, per_row, SQUARED=squared_pred,
-            COMPUTE=tl_compute_dtype(logits.dtype), BLOCK=SIGMOID_BLOCK)
+            COMPUTE=tl_compute_dtype(logits.dtype), **config.kwargs)
     return part.sum(1).reshape(b, c, kernels.NUM_STATS).transpose(1, 2).contiguous()
 
 
@@ -348,11 +353,12 @@ def _sigmoid_stats_backward_triton(logits: Tensor, target: Tensor, grad_stats: T
     if grad.numel() == 0:
         return grad.reshape(logits.shape)
     g = grad_stats.to(compute_dtype(logits.dtype)).transpose(1, 2).reshape(rows, kernels.NUM_STATS).contiguous()
+    config = SIGMOID[compute_dtype(logits.dtype)]
     for r0 in range(0, rows, MAX_GRID_Y):
         r1 = min(rows, r0 + MAX_GRID_Y)
-        kernels.sigmoid_stats_backward_kernel[(triton.cdiv(s, SIGMOID_BLOCK), r1 - r0)](
+        kernels.sigmoid_stats_backward_kernel[(triton.cdiv(s, config.tiles["BLOCK"]), r1 - r0)](
             x[r0:r1], t[r0:r1], g[r0:r1], grad[r0:r1], s, SQUARED=squared_pred,
-            COMPUTE=tl_compute_dtype(logits.dtype), BLOCK=SIGMOID_BLOCK)
+            COMPUTE=tl_compute_dtype(logits.dtype), **config.kwargs)
     return grad.reshape(logits.shape)
 
 

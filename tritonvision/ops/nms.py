@@ -42,6 +42,7 @@ from tritonvision.kernels import nms as kernels
 from ._checks import check_boxes, check_float, check_integer, check_same_device
 from ._dtypes import compute_dtype
 from .box_iou import example_boxes, exact_threshold, pack_bits, threshold_triton
+from ._launch import LaunchConfig
 from ._op import fused_op
 
 BITS_PER_WORD = kernels.BITS_PER_WORD
@@ -170,6 +171,12 @@ def _scan_torch(boxes: Tensor, removed: Tensor, seg_end: Tensor | None, iou_thre
 
 
 # ----------------------------------------------------------------------------- Triton scan
+SCAN = LaunchConfig(dict(BLOCK_WORDS=128))
+"""nms_scan_kernel (one program per image): removal words ORed per step. Not yet measured on a GPU."""
+COMPACT = LaunchConfig(dict(BLOCK=256))
+"""nms_compact_kernel (one program per image): flags per prefix-sum step."""
+
+
 def _empty_union_words(boxes: Tensor) -> Tensor:
     """Bitmask [B, M, W] of pairs whose union is empty (IoU 0/0): the bitmask kernel calls
     their IoU 0, torchvision NaN; only matters for a negative threshold. O(M^2) memory."""
@@ -205,7 +212,7 @@ def scan_bitmask_triton(mask: Tensor, removed: Tensor, seg_end: Tensor | None = 
     segmented = seg_end is not None
     seg_end = seg_end.to(torch.int32).contiguous() if segmented else removed_words
     kernels.nms_scan_kernel[(batch,)](mask, removed_words, seg_end, keep, m, words,
-                                      SEGMENTED=segmented, BLOCK_WORDS=128)
+                                      SEGMENTED=segmented, **SCAN.kwargs)
     return keep.bool()
 
 
@@ -229,7 +236,7 @@ def _compact_triton(keep: Tensor, k: int) -> tuple[Tensor, Tensor]:
                 torch.zeros((batch,), dtype=torch.int64, device=keep.device))
     out = torch.empty((batch, k), dtype=torch.int64, device=keep.device)
     counts = torch.empty((batch,), dtype=torch.int64, device=keep.device)
-    kernels.nms_compact_kernel[(batch,)](keep.to(torch.int8).contiguous(), out, counts, m, k, BLOCK=256)
+    kernels.nms_compact_kernel[(batch,)](keep.to(torch.int8).contiguous(), out, counts, m, k, **COMPACT.kwargs)
     return out, counts
 
 

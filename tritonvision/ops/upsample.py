@@ -23,16 +23,11 @@ from tritonvision.kernels import upsample as kernels
 
 from ._checks import check_float, check_same_device
 from ._dtypes import compute_dtype, tl_compute_dtype
+from ._launch import needs_int64
 from ._op import fused_op
 
 MAX_TILE = 1024
 """Elements per program (a [BLOCK_C, BLOCK_X] tile)."""
-
-
-def _wide(*tensors: Tensor) -> bool:
-    """True when some element offset reaches 2**31: the kernels then index in int64."""
-    return any(sum((size - 1) * abs(stride) for size, stride in zip(t.shape, t.stride())) >= 2 ** 31 - 1
-               or t.numel() >= 2 ** 31 - 1 for t in tensors)
 
 
 def _channels_last(t: Tensor) -> bool:
@@ -74,7 +69,7 @@ def _forward_triton(x: Tensor, skip: Tensor) -> Tensor:
     grid = (n * H, triton.cdiv(W, block_x), triton.cdiv(c, block_c))
     kernels.upsample_bilinear_add_kernel[grid](
         x, skip, out, c, h, w, H, W, *x.stride(), *skip.stride(), *out.stride(),
-        COMPUTE=tl_compute_dtype(x.dtype), WIDE=_wide(x, skip, out), BLOCK_C=block_c, BLOCK_X=block_x)
+        COMPUTE=tl_compute_dtype(x.dtype), WIDE=needs_int64(x, skip, out), BLOCK_C=block_c, BLOCK_X=block_x)
     return out
 
 
@@ -115,9 +110,8 @@ def _backward_triton(grad: Tensor, in_h: int, in_w: int) -> Tensor:
     block_c, block_x = _tiles(c, in_w, _channels_last(grad_x))
     grid = (n * in_h, triton.cdiv(in_w, block_x), triton.cdiv(c, block_c))
     kernels.upsample_bilinear_backward_kernel[grid](
-        grad, grad_x, c, in_h, in_w, H, W, *grad.stride(), *grad_x.stride(),
-        COMPUTE=tl_compute_dtype(grad.dtype), STEPS_Y=steps_y, STEPS_X=steps_x,
-        WIDE=_wide(grad, grad_x), BLOCK_C=block_c, BLOCK_X=block_x)
+        grad, grad_x, c, in_h, in_w, H, W, *grad.stride(), *grad_x.stride(), steps_y, steps_x,
+        COMPUTE=tl_compute_dtype(grad.dtype), WIDE=needs_int64(grad, grad_x), BLOCK_C=block_c, BLOCK_X=block_x)
     return grad_x
 
 
