@@ -10,8 +10,9 @@
 #                falling back to a copy of the package on PYTHONPATH
 #   2 info       `python -m tritonvision info`: every op once
 #   3 gpu-tests  `pytest -m gpu` over the cores (xdist), per-test timeouts, junit XML, durations
-#   4 memcheck   compute-sanitizer memcheck (caching allocator off) over perf/kernel_smoke.py:
-#                every kernel variant once at odd sizes, compared with the CPU path
+#   4 smoke      perf/kernel_smoke.py in 8 parallel processes: every kernel variant once at odd
+#                sizes, compared with the CPU path (and Triton's cache warmed for the next stage)
+#     memcheck   compute-sanitizer memcheck (caching allocator off) over the same smoke run
 #   5 bench      the benchmark, one family at a time with a budget, saved after every case;
 #                then torch.compile baselines and the models while time remains
 #   6 resources  registers, spills and occupancy of the kernels that ran (Triton's cache)
@@ -35,17 +36,17 @@ OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-window.XXXXXX")
 export TRITON_CACHE_DIR=$WORK/triton-cache PYTHONUNBUFFERED=1
 START=$(date +%s)
-STAGES=${STAGES:-info gpu-tests memcheck bench bench-late resources}
+STAGES=${STAGES:-info gpu-tests smoke memcheck bench bench-late resources}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 
 if [ "$DRY_RUN" = 1 ]; then
     export TRITON_INTERPRET=1
-    DEVICE=cpu SIZE=tiny XDIST=2 TEST_TIMEOUT=300 N_SETS=1
-    B_ENV=120 B_INFO=60 B_TESTS=90 B_MEMCHECK=90 B_BENCH=90 B_LATE=60 B_RESOURCES=120
+    DEVICE=cpu SIZE=tiny XDIST=2 TEST_TIMEOUT=300 N_SETS=1 SHARDS=2
+    B_ENV=120 B_INFO=60 B_TESTS=90 B_SMOKE=120 B_MEMCHECK=0 B_BENCH=90 B_LATE=60 B_RESOURCES=150
     FAMILY_BUDGET=4 LATE_FAMILY_BUDGET=5
 else
-    DEVICE=cuda SIZE=full XDIST=8 TEST_TIMEOUT=90 N_SETS=3
-    B_ENV=40 B_INFO=50 B_TESTS=130 B_MEMCHECK=70 B_BENCH=120 B_LATE=90 B_RESOURCES=20
+    DEVICE=cuda SIZE=full XDIST=8 TEST_TIMEOUT=90 N_SETS=3 SHARDS=8
+    B_ENV=30 B_INFO=30 B_TESTS=150 B_SMOKE=60 B_MEMCHECK=80 B_BENCH=110 B_LATE=90 B_RESOURCES=20
     FAMILY_BUDGET=18 LATE_FAMILY_BUDGET=30
 fi
 # ops families first (their anchors and eager torch), compile baselines and the models last;
@@ -133,14 +134,26 @@ want gpu-tests && stage gpu-tests "$B_TESTS" "$PY" -m pytest tests -m gpu -q -p 
     "${XDIST_ARGS[@]}" --timeout "$TEST_TIMEOUT" --junitxml "$WORK/gpu-tests.xml" --durations 25 -rfEs \
     ${PYTEST_ARGS:-}
 
-# the CPU torch-path outputs the smoke run is compared with, computed outside the sanitizer
+# the CPU torch-path outputs the smoke runs are compared with, computed once (no sanitizer)
 SMOKE_REF=$WORK/kernel-smoke-reference.pt
-want memcheck && timeout 120 env -u TRITON_INTERPRET "$PY" perf/kernel_smoke.py --save-reference "$SMOKE_REF" \
-    > "$WORK/kernel-smoke-reference.log" 2>&1
-if ! want memcheck; then
-    :
-elif [ "$DRY_RUN" = 1 ]; then
-    stage kernel-smoke "$B_MEMCHECK" "$PY" perf/kernel_smoke.py --device cpu --reference "$SMOKE_REF"
+if want smoke || want memcheck; then
+    timeout 120 env -u TRITON_INTERPRET "$PY" perf/kernel_smoke.py --save-reference "$SMOKE_REF" \
+        > "$WORK/kernel-smoke-reference.log" 2>&1
+fi
+
+smoke_shards() {  # every call once, in $SHARDS processes (each compiles its share of the kernels)
+    local k status=0
+    for k in $(seq 0 $(( SHARDS - 1 ))); do
+        "$PY" perf/kernel_smoke.py --device "$DEVICE" --reference "$SMOKE_REF" --shard "$k/$SHARDS" &
+    done
+    for k in $(seq 1 "$SHARDS"); do wait -n || status=1; done
+    return $status
+}
+want smoke && stage smoke "$B_SMOKE" bash -c "$(declare -f smoke_shards); PY='$PY' DEVICE='$DEVICE' \
+    SMOKE_REF='$SMOKE_REF' SHARDS='$SHARDS' smoke_shards"
+
+if ! want memcheck || [ "$DRY_RUN" = 1 ]; then
+    :   # no sanitizer without a GPU: the dry run's smoke stage ran the same calls in the interpreter
 elif command -v compute-sanitizer >/dev/null; then
     # if the tool refuses the device, the log says so and the stage fails; the window goes on
     stage memcheck "$B_MEMCHECK" env PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool memcheck \
@@ -153,7 +166,7 @@ BENCH=("$PY" -m perf --device "$DEVICE" --size "$SIZE" --n-sets "$N_SETS" --resu
 want bench && stage bench "$B_BENCH" "${BENCH[@]}" --ops "$FAMILIES" --skip compile --family-budget "$FAMILY_BUDGET" \
     --save window --note "gpu_window.sh stage 5 (DRY_RUN=$DRY_RUN)"
 ELAPSED=$(( $(date +%s) - START ))
-TOTAL=${TOTAL:-$([ "$DRY_RUN" = 1 ] && echo 600 || echo 510)}
+TOTAL=${TOTAL:-$([ "$DRY_RUN" = 1 ] && echo 600 || echo 540)}
 LATE=$(( TOTAL - ELAPSED - B_RESOURCES - 15 ))
 if ! want bench-late; then
     :

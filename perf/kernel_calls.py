@@ -255,6 +255,30 @@ def upsample_calls() -> list[KernelCall]:
     return calls + [_upsample_call("fp32", 2, (2, 3), 8)]      # 18 x 17 candidates per gradient pixel
 
 
+def _mask_iou_call(mask_dtype: torch.dtype, crowd: bool) -> KernelCall:
+    def run(device: torch.device) -> list[Tensor]:
+        g = _generator(31)
+        masks1 = (torch.rand(7, 9, 37, generator=g) < 0.4).to(mask_dtype).to(device)  # 333 px: 11 words
+        masks2 = (torch.rand(5, 9, 37, generator=g) < 0.4).to(mask_dtype).to(device)
+        iscrowd = (torch.rand(5, generator=g) < 0.5).to(device) if crowd else None
+        return [ops.mask_iou(masks1, masks2, iscrowd)]
+    return KernelCall(f"mask_iou/{str(mask_dtype).removeprefix('torch.')}{'/crowd' if crowd else ''}", run)
+
+
+def _mask_nms_call() -> KernelCall:
+    def run(device: torch.device) -> list[Tensor]:
+        g = _generator(37)
+        masks = (torch.rand(13, 11, 19, generator=g) < 0.5).to(device)
+        scores = torch.rand(13, generator=g).to(device)
+        labels = torch.randint(0, 3, (13,), generator=g).to(device)
+        return [ops.mask_nms(masks, scores, 0.3), ops.matrix_nms(masks, labels, scores)]
+    return KernelCall("mask_nms+matrix_nms/bool", run)
+
+
+def mask_calls() -> list[KernelCall]:
+    return [_mask_iou_call(torch.bool, False), _mask_iou_call(torch.uint8, True), _mask_nms_call()]
+
+
 CALLS: list[KernelCall] = (box_iou_calls() + nms_calls() + dice_ce_calls() + confusion_matrix_calls()
-                           + deconv_calls() + upsample_calls())
+                           + deconv_calls() + upsample_calls() + mask_calls())
 """Every call, in a fixed order; names are unique."""

@@ -30,16 +30,20 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-TOLERANCE = {torch.float64: 1e-9, torch.float32: 3e-3, torch.float16: 1e-2, torch.bfloat16: 4e-2}
-"""Largest allowed ||out - ref|| / ||ref|| per floating dtype."""
+TOLERANCE = {torch.float64: 1e-9, torch.float32: 3e-3, torch.float16: 3e-2, torch.bfloat16: 6e-2}
+"""Largest allowed ||out - ref|| / ||ref|| per floating dtype. The half-precision bounds are not
+their rounding alone: a ReLU's gradient mask comes from the rounded output, so pixels near 0
+flip between two implementations (deconv fp16 gradients: 1.3-1.6% from float64 on both the CPU
+path and the kernel, measured in the interpreter)."""
 
 
-def run_all(device: torch.device) -> dict[str, list[torch.Tensor] | str]:
-    """Every call's outputs on ``device`` (moved to the CPU), or the error it raised."""
+def run_all(device: torch.device, shard: tuple[int, int] = (0, 1)) -> dict[str, list[torch.Tensor] | str]:
+    """Every call's outputs on ``device`` (moved to the CPU), or the error it raised; with
+    ``shard=(k, n)`` only every n-th call from the k-th (parallel processes share the work)."""
     from perf.kernel_calls import CALLS
 
     results: dict[str, list[torch.Tensor] | str] = {}
-    for call in CALLS:
+    for call in CALLS[shard[0]::shard[1]]:
         try:
             outputs = call.run(device)
             if device.type == "cuda":
@@ -93,7 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--reference", type=Path, help="reference outputs saved by --save-reference")
     parser.add_argument("--save-reference", type=Path, help="compute the CPU torch-path outputs and save them")
+    parser.add_argument("--shard", default="0/1", metavar="K/N",
+                        help="run only every N-th call from the K-th (e.g. 8 processes compiling in parallel)")
     args = parser.parse_args(argv)
+    shard = tuple(int(part) for part in args.shard.split("/"))
+    if len(shard) != 2 or not 0 <= shard[0] < shard[1]:
+        parser.error(f"--shard must be K/N with 0 <= K < N, got {args.shard}")
     if args.save_reference:
         if os.environ.get("TRITON_INTERPRET") == "1":
             parser.error("--save-reference runs the torch path: unset TRITON_INTERPRET")
@@ -104,11 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         reference_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"kernel-smoke-ref-{os.getpid()}.pt"
         reference_in_child(reference_path)
     reference = torch.load(reference_path, weights_only=True)
-    results = run_all(torch.device(args.device))
+    results = run_all(torch.device(args.device), shard)
     failures = compare(results, reference)
     for line in failures:
         print(f"FAILED {line}")
-    print(f"smoke: {len(results)} calls on {args.device}, {len(failures)} failed")
+    print(f"smoke: {len(results)} calls on {args.device}{'' if shard == (0, 1) else f' (shard {args.shard})'}, "
+          f"{len(failures)} failed")
     return 1 if failures else 0
 
 

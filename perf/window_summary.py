@@ -1,7 +1,7 @@
 """The last thing a GPU window prints: what each stage did, and the headline ratios.
 
 ``python perf/window_summary.py WORK`` reads what ``perf/gpu_window.sh`` left in WORK
-(stages.tsv, the junit XML of the GPU tests, the memcheck log, the benchmark JSON, the
+(stages.tsv, the junit XML of the GPU tests, the smoke and memcheck logs, the benchmark JSON, the
 resource table) and prints a short plain-text summary. It never fails on a missing or
 half-written file: a stage that did not finish is reported as such.
 """
@@ -45,17 +45,24 @@ def test_lines(work: Path) -> list[str]:
     return lines
 
 
-def memcheck_lines(work: Path) -> list[str]:
-    for name in ("memcheck.log", "kernel-smoke.log"):
-        path = work / name
-        if path.is_file():
-            text = path.read_text(errors="replace")
-            found = re.findall(r"ERROR SUMMARY: (\d+) error", text)
-            smoke = re.findall(r"^smoke: .*$", text, flags=re.M)
-            head = f"{name.removesuffix('.log')}: " + (f"{found[-1]} sanitizer errors" if found
-                                                       else "no sanitizer summary")
-            return [head] + [f"  {line}" for line in smoke[-3:]]
-    return ["memcheck: not run"]
+def smoke_lines(work: Path) -> list[str]:
+    """Every kernel variant against the CPU path (8 shards), and the same run under memcheck."""
+    lines = []
+    smoke = work / "smoke.log"
+    if smoke.is_file():
+        text = smoke.read_text(errors="replace")
+        counts = [tuple(map(int, m)) for m in re.findall(r"^smoke: (\d+) calls.*?, (\d+) failed", text, flags=re.M)]
+        lines.append(f"smoke: {sum(c for c, _ in counts)} calls in {len(counts)} shards, "
+                     f"{sum(f for _, f in counts)} failed")
+        lines += [f"  {line}" for line in re.findall(r"^FAILED .*$", text, flags=re.M)[:15]]
+    memcheck = work / "memcheck.log"
+    if memcheck.is_file():
+        text = memcheck.read_text(errors="replace")
+        found = re.findall(r"ERROR SUMMARY: (\d+) error", text)
+        lines.append("memcheck: " + (f"{found[-1]} sanitizer errors" if found else "no sanitizer summary "
+                                     "(refused the device or did not finish: see memcheck.log)"))
+        lines += [f"  {line}" for line in re.findall(r"^smoke: .*$", text, flags=re.M)[-1:]]
+    return lines or ["smoke / memcheck: not run"]
 
 
 def _headline(row: dict) -> str:
@@ -113,7 +120,7 @@ def resource_lines(work: Path) -> list[str]:
 
 def main(work: str) -> None:
     folder = Path(work)
-    sections = [("stages", stage_lines), ("tests", test_lines), ("memcheck", memcheck_lines),
+    sections = [("stages", stage_lines), ("tests", test_lines), ("smoke and memcheck", smoke_lines),
                 ("benchmark", bench_lines), ("resources", resource_lines)]
     for title, make in sections:
         print(f"# {title}")

@@ -393,4 +393,4 @@ def test_upsample_bilinear_add_cuda_fcn8s_shape(dtype):
     g = torch.randn_like(out)
     gx, = torch.autograd.grad(out, x, g)
     rx, = torch.autograd.grad(ref, x, g.double())
-    torch.testing.assert_close(gx.double(), rx, **TOL[dtype])
+    torch.testing.assert_close(gx.double(), rx.double(), **TOL[dtype])

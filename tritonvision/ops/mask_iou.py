@@ -24,9 +24,16 @@ from torch import Tensor
 from tritonvision.kernels import mask_iou as kernels
 
 from ._checks import check_same_device, check_tensor
+from ._launch import LaunchConfig
 from ._op import fused_op
 
 BITS_PER_WORD = 32
+
+PACK = LaunchConfig(dict(BLOCK=64))
+"""pack_masks_kernel: words per program."""
+PAIRWISE = LaunchConfig(dict(BLOCK_N=32, BLOCK_M=32, BLOCK_K=4))
+"""mask_iou_kernel: a BLOCK_N x BLOCK_M tile of pairs, BLOCK_K words of each mask per step.
+Not yet measured on a GPU."""
 
 
 def _divide(inter: Tensor, area1: Tensor, area2: Tensor, iscrowd: Optional[Tensor]) -> Tensor:
@@ -60,11 +67,10 @@ def pack_masks(masks: Tensor) -> Tensor:
     rows, pixels = masks.shape
     words = torch.empty((rows, triton.cdiv(pixels, BITS_PER_WORD)), dtype=torch.int32, device=masks.device)
     if words.numel():
-        block = 64
         source = masks.contiguous()
         source = source.view(torch.uint8) if source.dtype == torch.bool else source
-        kernels.pack_masks_kernel[(triton.cdiv(words.numel(), block),)](
-            source, words, rows, pixels, words.shape[1], BLOCK=block)
+        kernels.pack_masks_kernel[(triton.cdiv(words.numel(), PACK.tiles["BLOCK"]),)](
+            source, words, rows, pixels, words.shape[1], **PACK.kwargs)
     return words
 
 
@@ -77,11 +83,9 @@ def _mask_iou_triton(masks1: Tensor, masks2: Tensor, iscrowd: Optional[Tensor]) 
     words1 = pack_masks(masks1.reshape(batch * n, pixels))
     words2 = words1 if masks2 is masks1 else pack_masks(masks2.reshape(batch * m, pixels))
     crowd = iscrowd.to(torch.int8).contiguous() if iscrowd is not None else words2
-    block_n, block_m, block_k = 32, 32, 4
-    grid = (triton.cdiv(n, block_n), triton.cdiv(m, block_m), batch)
+    grid = (triton.cdiv(n, PAIRWISE.tiles["BLOCK_N"]), triton.cdiv(m, PAIRWISE.tiles["BLOCK_M"]), batch)
     kernels.mask_iou_kernel[grid](words1, words2, crowd, out, n, m, words1.shape[1],
-                                  HAS_CROWD=iscrowd is not None, BLOCK_N=block_n, BLOCK_M=block_m,
-                                  BLOCK_K=block_k)
+                                  HAS_CROWD=iscrowd is not None, **PAIRWISE.kwargs)
     return out
 
 
