@@ -50,9 +50,10 @@ else
     FAMILY_BUDGET=18 LATE_FAMILY_BUDGET=30
 fi
 # ops families first (their anchors and eager torch), compile baselines and the models last;
-# detection_map is CPU work whatever the device, so it is not run here. The dry run's late
+# detection_map and masks are CPU work whatever the device, so they are not run here; nms
+# last (its 100k-box case is the likeliest to eat a budget). The dry run's late
 # stage times the models against eager only (compiling on 2 CPU cores takes minutes).
-FAMILIES=${FAMILIES:-box_iou,nms,dice_ce,deconv,confusion_matrix,upsample}
+FAMILIES=${FAMILIES:-box_iou,dice_ce,deconv,confusion_matrix,upsample,mask_iou,nms}
 if [ "$DRY_RUN" = 1 ]; then LATE_OPS=models LATE_BASELINES=eager
 else LATE_OPS=$FAMILIES,models LATE_BASELINES=compile; fi
 
