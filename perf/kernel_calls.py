@@ -27,9 +27,12 @@ FLOATS = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32, 
 
 @dataclass(frozen=True)
 class KernelCall:
-    """One op call: ``run(device)`` returns its outputs and gradients (comparable across devices)."""
+    """One op call: ``run(device)`` returns its outputs and gradients (comparable across devices).
+    ``tf32``: float32 dots round their operands to TF32 on a GPU (10-bit mantissa), so a
+    comparison with the CPU path takes half-precision bounds."""
     name: str
     run: Callable[[torch.device], list[Tensor]]
+    tf32: bool = False
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -211,7 +214,8 @@ def _deconv_call(dtype_name: str, cin: int, cout: int, kernel: int, stride: int,
     flags = "".join(f"/{flag}" for flag, on in (("concat", concat), ("channels_last", channels_last),
                                                 ("ieee", not tf32), ("no_bias", not bias), ("no_relu", not relu))
                     if on)
-    return KernelCall(f"deconv/k{kernel}s{stride}/cin{cin}/cout{cout}{flags}/{dtype_name}", run)
+    return KernelCall(f"deconv/k{kernel}s{stride}/cin{cin}/cout{cout}{flags}/{dtype_name}", run,
+                      tf32=tf32 and dtype_name == "fp32")
 
 
 def deconv_calls() -> list[KernelCall]:

@@ -12,9 +12,11 @@ computed first in a child process that runs the torch path. The calls are the on
 ``perf/kernel_calls.py`` (every kernel, every launch-configuration variant).
 
 Comparison: integer and bool outputs must be equal; floating ones within a relative
-norm error by dtype (``TOLERANCE``; float32 allows TF32's 10-bit mantissa, the
-default for the deconv GEMMs on the GPU). The last line is ``smoke: N calls, F failed``;
-the exit status is 1 when any call failed or raised.
+norm error by dtype (``TOLERANCE``). A float32 call with TF32 dots (the default for the
+deconv GEMMs on the GPU) takes fp16's bound: TF32 rounds the operands to a 10-bit mantissa,
+and a ReLU's gradient mask then flips near 0 (measured on the H200: 0.6-1.5% in the
+gradients). The last line is ``smoke: N calls, F failed``; the exit status is 1 when any
+call failed or raised.
 """
 from __future__ import annotations
 
@@ -37,6 +39,11 @@ flip between two implementations (deconv fp16 gradients: 1.3-1.6% from float64 o
 path and the kernel, measured in the interpreter)."""
 
 
+def tolerance(dtype: torch.dtype, tf32: bool) -> float:
+    """The bound for one output: TF32 dots (10-bit mantissa, like fp16) take fp16's."""
+    return TOLERANCE[torch.float16 if tf32 and dtype == torch.float32 else dtype]
+
+
 def run_all(device: torch.device, shard: tuple[int, int] = (0, 1)) -> dict[str, list[torch.Tensor] | str]:
     """Every call's outputs on ``device`` (moved to the CPU), or the error it raised; with
     ``shard=(k, n)`` only every n-th call from the k-th (parallel processes share the work)."""
@@ -54,7 +61,7 @@ def run_all(device: torch.device, shard: tuple[int, int] = (0, 1)) -> dict[str, 
     return results
 
 
-def mismatch(out: torch.Tensor, ref: torch.Tensor) -> str | None:
+def mismatch(out: torch.Tensor, ref: torch.Tensor, tf32: bool = False) -> str | None:
     """Why ``out`` does not match ``ref``, or None."""
     if out.shape != ref.shape or out.dtype != ref.dtype:
         return f"shape/dtype {tuple(out.shape)} {out.dtype} vs {tuple(ref.shape)} {ref.dtype}"
@@ -66,10 +73,14 @@ def mismatch(out: torch.Tensor, ref: torch.Tensor) -> str | None:
     finite = ~ref.isnan()
     a, b = out[finite].double(), ref[finite].double()
     error = float((a - b).norm() / b.norm().clamp_min(1e-30)) if b.numel() else 0.0
-    return f"relative error {error:.2e} > {TOLERANCE[ref.dtype]:.0e}" if error > TOLERANCE[ref.dtype] else None
+    bound = tolerance(ref.dtype, tf32)
+    return f"relative error {error:.2e} > {bound:.0e}" if error > bound else None
 
 
 def compare(results: dict, reference: dict) -> list[str]:
+    from perf.kernel_calls import CALLS
+
+    tf32 = {call.name for call in CALLS if call.tf32}
     failures = []
     for name, outputs in results.items():
         ref = reference.get(name)
@@ -81,7 +92,7 @@ def compare(results: dict, reference: dict) -> list[str]:
             failures.append(f"{name}: {len(outputs)} outputs vs {len(ref)} in the reference")
         else:
             for i, (out, expected) in enumerate(zip(outputs, ref)):
-                why = mismatch(out, expected)
+                why = mismatch(out, expected, name in tf32)
                 if why:
                     failures.append(f"{name} output {i}: {why}")
     return failures

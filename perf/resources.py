@@ -333,32 +333,36 @@ def markdown(rows: list[dict], header: dict, source: tuple[str, str, str] = STAT
     return "\n".join(lines) + "\n"
 
 
-def cache_rows(cache_dir: Path) -> list[dict[str, Any]]:
+def _cached_kernel_row(meta_path: Path) -> dict[str, Any] | None:
+    """The report row of one kernel in a Triton cache, or None for other cached files."""
+    ptx = meta_path.with_suffix(".ptx")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not ptx.is_file() or "num_warps" not in meta:  # group files and other cached artefacts
+        return None
+    row = dict(kernel=meta.get("name", meta_path.stem), module=meta_path.parent.name, dtype="-",
+               constexprs={}, specialized_to_1=[], num_warps=meta["num_warps"],
+               num_stages=meta.get("num_stages", 0), calls=[], shared_bytes=meta.get("shared", 0))
+    try:
+        row.update(ptxas_resources(ptx.read_text(), meta.get("enable_fp_fusion", True)))
+        row.update(occupancy(row["registers"], row["shared_bytes"], row["num_warps"]))
+    except Exception as error:  # reported per row
+        row["error"] = f"{type(error).__name__}: {str(error)[:2000]}"
+    row["memory_bound"] = row["kernel"] in MEMORY_BOUND
+    return row
+
+
+def cache_rows(cache_dir: Path, jobs: int) -> list[dict[str, Any]]:
     """Report rows for the kernels Triton compiled into ``cache_dir``: on a GPU machine, the
     kernels that actually ran (the GPU window points ``TRITON_CACHE_DIR`` there). Each cached
     kernel's metadata JSON gives its name, warps, stages and shared memory; ptxas -v over its
-    cached PTX gives registers and spills. Constexprs are not in the cache: the rows name the
-    kernel, its options and the cache entry."""
-    rows = []
-    for meta_path in sorted(cache_dir.rglob("*.json")):
-        ptx = meta_path.with_suffix(".ptx")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError):
-            continue
-        if not ptx.is_file() or "num_warps" not in meta:  # group files and other cached artefacts
-            continue
-        row = dict(kernel=meta.get("name", meta_path.stem), module=meta_path.parent.name, dtype="-",
-                   constexprs={}, specialized_to_1=[], num_warps=meta["num_warps"],
-                   num_stages=meta.get("num_stages", 0), calls=[], shared_bytes=meta.get("shared", 0))
-        try:
-            row.update(ptxas_resources(ptx.read_text(), meta.get("enable_fp_fusion", True)))
-            row.update(occupancy(row["registers"], row["shared_bytes"], row["num_warps"]))
-        except Exception as error:  # reported per row
-            row["error"] = f"{type(error).__name__}: {str(error)[:2000]}"
-        row["memory_bound"] = row["kernel"] in MEMORY_BOUND
-        rows.append(row)
-    return rows
+    cached PTX (``jobs`` at a time) gives registers and spills. Constexprs are not in the cache:
+    the rows name the kernel, its options and the cache entry."""
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        rows = pool.map(_cached_kernel_row, sorted(cache_dir.rglob("*.json")))
+        return [row for row in rows if row is not None]
 
 
 def summary(rows: list[dict]) -> dict[str, int]:
@@ -379,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
                              "instead of recording and compiling the ops' launches")
     args = parser.parse_args(argv)
     if args.from_cache is not None:
-        return report_cache(args.from_cache, args.out)
+        return report_cache(args.from_cache, args.out, args.jobs)
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         parser.error("unset TRITON_INTERPRET: the report records the GPU launch code, not kernel-test mode")
 
@@ -410,11 +414,11 @@ def _ptxas_version() -> str:
     return (result.stdout.strip().splitlines() or ["unknown"])[-1]
 
 
-def report_cache(cache_dir: Path, out: Path) -> int:
+def report_cache(cache_dir: Path, out: Path, jobs: int) -> int:
     """``--from-cache``: resources.json / .md of the kernels in a Triton cache."""
     import triton
 
-    rows = sorted(cache_rows(cache_dir), key=_sort_key)
+    rows = sorted(cache_rows(cache_dir, jobs), key=_sort_key)
     header = dict(triton=triton.__version__, ptxas=_ptxas_version(), capability=CAPABILITY,
                   source=f"Triton cache {cache_dir}", **summary(rows))
     out.mkdir(parents=True, exist_ok=True)

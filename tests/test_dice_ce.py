@@ -617,9 +617,10 @@ def test_gpu_loss_forward_backward_is_sync_free_and_graph_capturable(sigmoid):
     ref_opts = {k: v for k, v in opts.items() if k != "sigmoid"}
     x, t, cuda_opts = logits.cuda().requires_grad_(), target.cuda(), _on_cuda(opts)
 
-    def step():
+    def step():  # the loss is returned detached: a graph kept alive across steps would keep x's
+        # AccumulateGrad node on the stream it was made on, which breaks the capture
         loss = dice_ce_loss(x, t, **cuda_opts)
-        return loss, torch.autograd.grad(loss, x)[0]
+        return loss.detach(), torch.autograd.grad(loss, x)[0]
     step()                                                       # warm up (Triton compiles)
     torch.cuda.synchronize()
     with no_host_sync():

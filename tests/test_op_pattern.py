@@ -69,6 +69,7 @@ def _assert_matches_cpu_torch_path(name: str, dtype: torch.dtype, device: torch.
     torch.cuda.synchronize(device)
     expected, got = ((o,) if isinstance(o, torch.Tensor) else tuple(o) for o in (expected, got))
     assert len(got) == len(expected)
+    device = torch.device(device.type, torch.cuda.current_device() if device.index is None else device.index)
     for i, (mine, theirs) in enumerate(zip(got, expected)):
         assert mine.device == device, (name, i, mine.device)
         assert mine.dtype == theirs.dtype and mine.shape == theirs.shape, (name, i, mine.dtype, mine.shape)
