@@ -71,9 +71,9 @@ def dice_ce_stats_kernel(x_ptr, y_ptr, part_ptr, bad_ptr, C, S, ignore_index, pr
     and bad[b, j], the number of labels there outside [0, C) and not ignore_index.
 
     Grid (programs_per_sample, B). Program j of sample b visits the BLOCK_S-pixel tiles
-    j, j + programs_per_sample, ... (a fixed assignment), keeps the five per-class sums
-    in registers in COMPUTE precision (fp32, fp64 for fp64 logits), and writes them
-    once. The host sums part over j with torch.sum, a fixed-order reduction, so the
+    j, j + programs_per_sample, ... (a fixed assignment), accumulates the five sums
+    element-wise over its tiles in registers in COMPUTE precision (fp32, fp64 for fp64
+    logits), reduces them over the pixels once at the end and writes them once. The host sums part over j with torch.sum, a fixed-order reduction, so the
     result is deterministic: no atomics anywhere. The host raises if any bad count is
     non-zero: the label check rides on this pass instead of another read of the labels.
 
@@ -83,11 +83,13 @@ def dice_ce_stats_kernel(x_ptr, y_ptr, part_ptr, bad_ptr, C, S, ignore_index, pr
     """
     j = tl.program_id(0)
     b = tl.program_id(1).to(tl.int64)
-    acc_i = tl.zeros((BLOCK_C,), dtype=COMPUTE)
-    acc_p = tl.zeros((BLOCK_C,), dtype=COMPUTE)
-    acc_g = tl.zeros((BLOCK_C,), dtype=COMPUTE)
-    acc_n = tl.zeros((BLOCK_C,), dtype=COMPUTE)
-    acc_l = tl.zeros((BLOCK_C,), dtype=COMPUTE)
+    # element-wise [BLOCK_C, BLOCK_S] accumulators, reduced over the pixels once at the end:
+    # a reduction per tile would cost five cross-warp reductions for every BLOCK_S pixels
+    acc_i = tl.zeros((BLOCK_C, BLOCK_S), dtype=COMPUTE)
+    acc_p = tl.zeros((BLOCK_C, BLOCK_S), dtype=COMPUTE)
+    acc_g = tl.zeros((BLOCK_C, BLOCK_S), dtype=COMPUTE)
+    acc_n = tl.zeros((BLOCK_C, BLOCK_S), dtype=COMPUTE)
+    acc_l = tl.zeros((BLOCK_C, BLOCK_S), dtype=COMPUTE)
     n_bad = tl.zeros((BLOCK_S,), dtype=tl.int32)
     # loop over tile starts (not tile numbers) so the offset is int64 whenever S is
     for start in range(j * BLOCK_S, S, programs_per_sample * BLOCK_S):
@@ -95,14 +97,19 @@ def dice_ce_stats_kernel(x_ptr, y_ptr, part_ptr, bad_ptr, C, S, ignore_index, pr
         p, logp, hit, valid2d, bad = _softmax_tile(x_ptr, y_ptr, b, offs_s, C, S, ignore_index,
                                                    COMPUTE, BLOCK_C)
         n_bad += bad.to(tl.int32)
-        acc_i += tl.sum(tl.where(hit, p, 0.0), axis=1)
+        acc_i += tl.where(hit, p, 0.0)
         if SQUARED:
-            acc_p += tl.sum(tl.where(valid2d, p * p, 0.0), axis=1)
+            acc_p += tl.where(valid2d, p * p, 0.0)
         else:
-            acc_p += tl.sum(tl.where(valid2d, p, 0.0), axis=1)
-        acc_g += tl.sum(tl.where(hit, 1.0, 0.0), axis=1).to(COMPUTE)
-        acc_n += tl.sum(tl.where(hit, -logp, 0.0), axis=1)
-        acc_l += tl.sum(tl.where(valid2d, -logp, 0.0), axis=1)
+            acc_p += tl.where(valid2d, p, 0.0)
+        acc_g += tl.where(hit, 1.0, 0.0).to(COMPUTE)
+        acc_n += tl.where(hit, -logp, 0.0)
+        acc_l += tl.where(valid2d, -logp, 0.0)
+    acc_i = tl.sum(acc_i, axis=1)
+    acc_p = tl.sum(acc_p, axis=1)
+    acc_g = tl.sum(acc_g, axis=1)
+    acc_n = tl.sum(acc_n, axis=1)
+    acc_l = tl.sum(acc_l, axis=1)
     offs_c = tl.arange(0, BLOCK_C)
     in_c = offs_c < C
     out = part_ptr + (b * programs_per_sample + j) * 5 * C + offs_c

@@ -15,6 +15,7 @@
 #     memcheck   compute-sanitizer memcheck (caching allocator off) over the same smoke run
 #   5 bench      the benchmark, one family at a time with a budget, saved after every case;
 #                then torch.compile baselines and the models while time remains
+#     sweep      launch-table variants of the weakest kernels timed side by side (perf/sweep.py)
 #   6 resources  registers, spills and occupancy of the kernels that ran (Triton's cache)
 #   7 summary    passed / failed / timed out per stage, and the headline ratios (printed last)
 #
@@ -36,17 +37,17 @@ OUT=$(cd "$OUT" && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-window.XXXXXX")
 export TRITON_CACHE_DIR=$WORK/triton-cache PYTHONUNBUFFERED=1
 START=$(date +%s)
-STAGES=${STAGES:-info gpu-tests smoke memcheck bench bench-late resources}
+STAGES=${STAGES:-info gpu-tests smoke memcheck bench sweep bench-late resources}
 want() { [[ " $STAGES " == *" $1 "* ]]; }
 
 if [ "$DRY_RUN" = 1 ]; then
     export TRITON_INTERPRET=1
     DEVICE=cpu SIZE=tiny XDIST=2 TEST_TIMEOUT=300 N_SETS=1 SHARDS=2
-    B_ENV=120 B_INFO=60 B_TESTS=90 B_SMOKE=120 B_MEMCHECK=0 B_BENCH=90 B_LATE=60 B_RESOURCES=150
+    B_ENV=120 B_INFO=60 B_TESTS=90 B_SMOKE=120 B_MEMCHECK=0 B_BENCH=90 B_SWEEP=0 B_LATE=60 B_RESOURCES=150
     FAMILY_BUDGET=4 LATE_FAMILY_BUDGET=5
 else
     DEVICE=cuda SIZE=full XDIST=8 TEST_TIMEOUT=90 N_SETS=3 SHARDS=8
-    B_ENV=30 B_INFO=30 B_TESTS=150 B_SMOKE=60 B_MEMCHECK=80 B_BENCH=110 B_LATE=90 B_RESOURCES=30
+    B_ENV=30 B_INFO=30 B_TESTS=150 B_SMOKE=60 B_MEMCHECK=80 B_BENCH=110 B_SWEEP=60 B_LATE=90 B_RESOURCES=30
     FAMILY_BUDGET=18 LATE_FAMILY_BUDGET=30
 fi
 # ops families first (their anchors and eager torch), compile baselines and the models last;
@@ -166,6 +167,14 @@ fi
 BENCH=("$PY" -m perf --device "$DEVICE" --size "$SIZE" --n-sets "$N_SETS" --results-dir "$WORK/results")
 want bench && stage bench "$B_BENCH" "${BENCH[@]}" --ops "$FAMILIES" --skip compile --family-budget "$FAMILY_BUDGET" \
     --save window --note "gpu_window.sh stage 5 (DRY_RUN=$DRY_RUN)"
+if ! want sweep; then
+    :
+elif [ "$DRY_RUN" = 1 ]; then
+    skip_stage sweep "needs CUDA (perf/sweep.py times kernels on the GPU)"
+else
+    stage sweep "$B_SWEEP" "$PY" -m perf.sweep --out "$WORK/sweep"
+fi
+
 ELAPSED=$(( $(date +%s) - START ))
 TOTAL=${TOTAL:-$([ "$DRY_RUN" = 1 ] && echo 600 || echo 540)}
 LATE=$(( TOTAL - ELAPSED - B_RESOURCES - 15 ))

@@ -105,6 +105,15 @@ def bench_lines(work: Path) -> list[str]:
     return lines or ["bench: no results"]
 
 
+def sweep_lines(work: Path) -> list[str]:
+    try:
+        rows = json.loads((work / "sweep" / "sweep.json").read_text())["rows"]
+    except (OSError, ValueError, KeyError):
+        return ["sweep: not run"]
+    return [f"{r['target']:<36} {r['variant']:<28} " + (f"{r['ms']:.4f} ms" if "ms" in r else r.get("error", ""))
+            for r in rows]
+
+
 def resource_lines(work: Path) -> list[str]:
     path = work / "resources" / "resources.json"
     try:
@@ -121,7 +130,8 @@ def resource_lines(work: Path) -> list[str]:
 def main(work: str) -> None:
     folder = Path(work)
     sections = [("stages", stage_lines), ("tests", test_lines), ("smoke and memcheck", smoke_lines),
-                ("benchmark", bench_lines), ("resources", resource_lines)]
+                ("benchmark", bench_lines), ("sweep", sweep_lines),
+                ("resources", resource_lines)]
     for title, make in sections:
         print(f"# {title}")
         try:
