@@ -20,7 +20,8 @@
 #   7 summary    passed / failed / timed out per stage, and the headline ratios (printed last)
 #
 # STAGES="gpu-tests bench-late" runs only the stages named (default: all; env always runs),
-# FAMILIES=box_iou,nms the benchmark families, PYTEST_ARGS="-k nms" narrows the GPU tests:
+# FAMILIES=box_iou,nms the benchmark families, TEST_PATHS="tests/test_nms.py" (or PYTEST_ARGS)
+# narrows the GPU tests:
 # for a second, shorter window that re-checks what a fix changed.
 # Everything goes to $OUT (default ./gpu-window-out) as at most 4 files, re-packed after
 # every stage so that a killed run still returns what finished: summary.txt, window.tar.gz
@@ -48,7 +49,7 @@ if [ "$DRY_RUN" = 1 ]; then
 else
     DEVICE=cuda SIZE=full XDIST=8 TEST_TIMEOUT=90 N_SETS=3 SHARDS=8
     B_ENV=30 B_INFO=30 B_TESTS=150 B_SMOKE=60 B_MEMCHECK=80 B_BENCH=110 B_SWEEP=60 B_LATE=90 B_RESOURCES=30
-    FAMILY_BUDGET=18 LATE_FAMILY_BUDGET=30
+    FAMILY_BUDGET=${FAMILY_BUDGET:-18} LATE_FAMILY_BUDGET=30
 fi
 # ops families first (their anchors and eager torch), compile baselines and the models last;
 # detection_map and masks are CPU work whatever the device, so they are not run here; nms
@@ -132,7 +133,7 @@ want info && stage info "$B_INFO" "$PY" -m tritonvision info --device "$DEVICE"
 
 XDIST_ARGS=()
 "$PY" -c "import xdist" 2>/dev/null && XDIST_ARGS=(-n "$XDIST")
-want gpu-tests && stage gpu-tests "$B_TESTS" "$PY" -m pytest tests -m gpu -q -p no:cacheprovider \
+want gpu-tests && stage gpu-tests "$B_TESTS" "$PY" -m pytest ${TEST_PATHS:-tests} -m gpu -q -p no:cacheprovider \
     "${XDIST_ARGS[@]}" --timeout "$TEST_TIMEOUT" --junitxml "$WORK/gpu-tests.xml" --durations 25 -rfEs \
     ${PYTEST_ARGS:-}
 
