@@ -222,11 +222,12 @@ def deconv_calls() -> list[KernelCall]:
     calls = []
     for dtype in ("fp16", "bf16", "fp32"):
         # every (C_in, C_out) tile class (<= 32, more), then the other kernel sizes
-        calls += [_deconv_call(dtype, cin, cout, 2, 2) for cin, cout in ((37, 29), (37, 45), (19, 133))]
+        calls += [_deconv_call(dtype, cin, cout, 2, 2) for cin, cout in ((37, 29), (37, 45), (19, 133), (37, 133))]
         calls += [_deconv_call(dtype, 70, 21, 3, 2), _deconv_call(dtype, 70, 45, 4, 2, size=(5, 4))]
     # FCN's 16x16 / stride 8 (64 phases, 256 taps of grad_weight: slow in the interpreter, once)
     calls += [_deconv_call("fp32", 19, 7, 16, 8, size=(2, 2))]
     calls += [_deconv_call("fp32", 37, 45, 2, 2, tf32=False), _deconv_call("fp32", 37, 29, 4, 2, tf32=False),
+              _deconv_call("fp32", 19, 133, 2, 2, tf32=False),
               _deconv_call("fp32", 37, 45, 2, 2, concat=True, channels_last=True, bias=False, relu=False)]
     # the cuDNN fallback + fused add/act kernel: float64, stride 1, kernel > 2 * stride
     calls += [_deconv_call(dtype, 11, 13, 3, 2) for dtype in ("fp64",)]

@@ -62,10 +62,11 @@ def deconv_variants():
     """grad_weight tiles (the backward is where deconv loses to cuDNN at 32x32 x 512 channels)."""
     from tritonvision.ops._launch import LaunchConfig
     deconv = _op_module("deconv")
+    original = deconv.grad_weight_config
     for block_m, block_n, block_p, warps in ((64, 64, 32, 4), (64, 64, 64, 4), (128, 64, 32, 8), (64, 128, 32, 8)):
         def config(cin, cout, dtype, m=block_m, n=block_n, p=block_p, w=warps):
             return LaunchConfig(dict(BLOCK_M=m, BLOCK_N=n, BLOCK_P=p), num_warps=w,
-                                num_stages=deconv.grad_weight_config(cin, cout, dtype).num_stages)
+                                num_stages=original(cin, cout, dtype).num_stages)
         yield f"grad_w {block_m}x{block_n}x{block_p} warps={warps}", lambda c=config: patched(
             deconv, "grad_weight_config", c)
 
