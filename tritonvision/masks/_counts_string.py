@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._segments import local_index, offsets_of, segment_sum
+from ._segments import local_index, offsets_of, segment_sum, segment_sum_reduceat
 
 FIRST_CHAR, LAST_CHAR = 48, 111        # '0' .. 'o': 6 bits per character
 MAX_GROUPS = 12                        # 60 bits: far beyond any image (counts are uint32 in COCO)
@@ -87,6 +87,13 @@ def from_strings(strings: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
 def from_buffer(buffer: np.ndarray, string_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`from_strings` of strings laid end to end: ``buffer`` uint8 [C], string i is
     ``buffer[string_offsets[i]:string_offsets[i + 1]]``. Returns (run lengths int64, offsets)."""
+    values, number_offsets = written_numbers(buffer, string_offsets)
+    return undo_differences(values, number_offsets), number_offsets
+
+
+def written_numbers(buffer: np.ndarray, string_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The numbers the strings hold (int64; from the fourth on, differences with the run two
+    places before) and their offsets per string; checks the characters."""
     _check_characters(buffer, string_offsets)
     last = buffer < CONTINUES                                          # a number ends here
     _check_ends(last, string_offsets)
@@ -96,7 +103,37 @@ def from_buffer(buffer: np.ndarray, string_offsets: np.ndarray) -> tuple[np.ndar
     number_offsets = string_offsets - np.searchsorted(continuation, string_offsets)
     if continuation.size:
         _add_continuations(values, buffer, continuation, string_offsets)
-    return undo_differences(values, number_offsets), number_offsets
+    return values, number_offsets
+
+
+def chain_sums(values: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per segment, from the written numbers without undoing the differences: (the sum of
+    the run lengths at positions 1, 3, 5, ... -- a mask's foreground --, the sum of all).
+
+    Along a chain (positions 1, 3, ... or 2, 4, ...) run j is the sum of the chain's first
+    j + 1 numbers, so the chain's K runs sum to sum_j (K - j) * number_j: per parity view
+    of the flat array, one plain and one index-weighted segment sum."""
+    lengths = np.diff(offsets)
+    sums, weighted = [], []
+    for parity, first_in_view in ((0, (offsets + 1) // 2), (1, offsets // 2)):
+        view = values[parity::2]
+        sums.append(segment_sum_reduceat(view, first_in_view))
+        weighted.append(segment_sum_reduceat(view * np.arange(view.size), first_in_view))
+    starts_even = offsets[:-1] % 2 == 0
+    own, other = np.where(starts_even, 0, 1), np.where(starts_even, 1, 0)     # view of positions 0 / 1
+    pick = lambda arrays, view: np.where(view == 0, arrays[0], arrays[1])
+    # positions 1, 3, ...: K = L // 2 numbers from view index q0
+    k_odd = lengths // 2
+    q0_odd = (offsets[:-1] + 1) // 2
+    fg = (k_odd + q0_odd) * pick(sums, other) - pick(weighted, other)
+    # positions 2, 4, ...: the view of position 0 without position 0 itself
+    head = np.where(lengths > 0, values[np.minimum(offsets[:-1], max(values.size - 1, 0))] if values.size else 0, 0)
+    q_head = offsets[:-1] // 2
+    k_even = np.maximum(lengths - 1, 0) // 2
+    even_sum = pick(sums, own) - head
+    even_weighted = pick(weighted, own) - head * q_head
+    background = (k_even + q_head + 1) * even_sum - even_weighted
+    return fg, fg + background + head
 
 
 def _check_characters(buffer: np.ndarray, string_offsets: np.ndarray) -> None:

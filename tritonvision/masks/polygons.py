@@ -125,12 +125,24 @@ def _boundaries(x, y, offsets, heights: np.ndarray, widths: np.ndarray):
     return owner, k * h + row
 
 
+CHUNK_VERTICES = 1 << 15    # rasterise about this many vertices at a time (arrays stay in cache)
+
+
 def rasterise(polygons: list[np.ndarray], height, width) -> Runs:
     """One RLE per polygon (each a flat float64 [x0, y0, x1, y1, ...] array); ``height`` and
     ``width`` are ints or one per polygon."""
     n = len(polygons)
     heights = np.broadcast_to(np.asarray(height, dtype=np.int64), (n,))
     widths = np.broadcast_to(np.asarray(width, dtype=np.int64), (n,))
+    vertices = np.cumsum([len(p) // 2 for p in polygons])
+    bounds = np.unique(np.concatenate([[0], np.searchsorted(vertices, np.arange(CHUNK_VERTICES, vertices[-1]
+                                                           if n else 0, CHUNK_VERTICES)), [n]]))
+    return Runs.concatenate([_rasterise_chunk(polygons[a:b], heights[a:b], widths[a:b])
+                             for a, b in zip(bounds[:-1], bounds[1:])]) if n else _rasterise_chunk([], heights, widths)
+
+
+def _rasterise_chunk(polygons: list[np.ndarray], heights: np.ndarray, widths: np.ndarray) -> Runs:
+    n = len(polygons)
     hw = heights * widths
     vertex_offsets = offsets_of(np.array([len(p) // 2 for p in polygons], dtype=np.int64))
     xy = np.concatenate(polygons).reshape(-1, 2) if n else np.zeros((0, 2))
