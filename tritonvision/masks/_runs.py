@@ -16,6 +16,7 @@ import numpy as np
 
 from . import _counts_string
 from ._segments import offsets_of, parity_sums
+from ._threads import thread_map
 
 
 @dataclass
@@ -30,6 +31,11 @@ class Runs:
 
     def runs(self, i: int) -> np.ndarray:
         return self.counts[self.offsets[i]:self.offsets[i + 1]]
+
+    def slice(self, start: int, stop: int) -> "Runs":
+        """RLEs start..stop - 1 (views, no copy)."""
+        first, last = self.offsets[start], self.offsets[stop]
+        return Runs(self.counts[first:last], self.offsets[start:stop + 1] - first, self.sizes[start:stop])
 
     def fg_areas(self) -> np.ndarray:
         """[n] int64: pixels in the 1-runs (odd positions) of each RLE."""
@@ -49,8 +55,8 @@ class Runs:
         if not parts:
             return Runs(np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros((0, 2), dtype=np.int64))
         lengths = np.concatenate([np.diff(p.offsets) for p in parts])
-        return Runs(np.concatenate([p.counts for p in parts]).astype(np.int64), offsets_of(lengths),
-                    np.concatenate([p.sizes for p in parts]).reshape(-1, 2).astype(np.int64))
+        return Runs(np.concatenate([p.counts for p in parts]).astype(np.int64, copy=False), offsets_of(lengths),
+                    np.concatenate([p.sizes for p in parts]).reshape(-1, 2).astype(np.int64, copy=False))
 
 
 @dataclass
@@ -74,15 +80,16 @@ class CompressedRuns:
         """The RLEs ``index`` (int array) decoded and checked, in that order."""
         index = np.asarray(index, dtype=np.int64)
         lengths = np.diff(self.offsets)[index]
-        return Runs.concatenate([self._decode_gathered(index[part], lengths[part])
-                                 for part in self._chunks(lengths)])
+        return Runs.concatenate(thread_map(lambda part: self._decode_gathered(index[part], lengths[part]),
+                                           self._chunks(lengths)))
 
     def fg_areas(self) -> np.ndarray:
         """[n] int64 foreground pixels of every RLE, decoded chunk by chunk without undoing
         the differences (see ``_counts_string.chain_sums``). Checks every string's characters
         and that its runs sum to h * w; negative runs are caught by :meth:`runs` only."""
         areas = np.zeros(len(self), dtype=np.int64)
-        for part in self._chunks(np.diff(self.offsets)):
+
+        def decode(part: slice) -> None:
             first, last = self.offsets[part.start], self.offsets[part.stop]
             try:
                 numbers, offsets = _counts_string.written_numbers(
@@ -91,6 +98,7 @@ class CompressedRuns:
                 raise _counts_string.CountsStringError(part.start + error.index, error.reason) from None
             areas[part], totals = _counts_string.chain_sums(numbers, offsets)
             _check_totals(totals, self.sizes[part], part.start)
+        thread_map(decode, self._chunks(np.diff(self.offsets)))
         return areas
 
     def _chunks(self, lengths: np.ndarray) -> list[slice]:

@@ -5,13 +5,34 @@ import numpy as np
 
 from . import _runs
 from ._segments import local_index, offsets_of, segment_cumsum, segment_ids
+from ._threads import thread_map
 from .rle import _fg_intervals, bboxes
 
 
 def _zero_run_after_first(runs: _runs.Runs) -> np.ndarray:
     """[n] bool: the RLE has a 0-length run after its first."""
-    zero = (runs.counts == 0) & (local_index(runs.offsets) > 0)
-    return np.bincount(segment_ids(runs.offsets)[zero], minlength=len(runs)) > 0
+    zero = runs.counts == 0
+    nonempty = np.flatnonzero(np.diff(runs.offsets) > 0)
+    zero[runs.offsets[nonempty]] = False
+    out = np.zeros(len(runs), dtype=bool)
+    if nonempty.size:
+        out[nonempty] = np.logical_or.reduceat(zero, runs.offsets[nonempty])
+    return out
+
+
+def _column_spans(runs: _runs.Runs) -> np.ndarray:
+    """[n, 2] int64: the first foreground column and one past the last ([0, 0] for an empty
+    mask), from the first and last runs alone. Exact for RLEs without a 0-length run after
+    their first."""
+    lengths = np.diff(runs.offsets)
+    h = np.maximum(runs.sizes[:, 0], 1)
+    hw = runs.sizes[:, 0] * runs.sizes[:, 1]
+    has_fg = lengths >= 2
+    first = runs.counts[np.minimum(runs.offsets[:-1], max(runs.counts.size - 1, 0))] if runs.counts.size else 0
+    trailing = np.where(lengths % 2 == 1, runs.counts[np.maximum(runs.offsets[1:] - 1, 0)]
+                        if runs.counts.size else 0, 0)
+    last = hw - trailing - 1
+    return np.where(has_fg[:, None], np.stack([first // h, last // h + 1], axis=1), 0)
 
 
 def _bbox_overlap_pairs(db: np.ndarray, gb: np.ndarray, crowd: np.ndarray) -> np.ndarray:
@@ -26,7 +47,7 @@ def _bbox_overlap_pairs(db: np.ndarray, gb: np.ndarray, crowd: np.ndarray) -> np
         return np.where((w > 0) & (h > 0), inter / union, 0.0)
 
 
-def _intersections(dt: _runs.Runs, gt: _runs.Runs, d: np.ndarray, g: np.ndarray,
+def _intersections(dt: _runs.Runs, gt_runs: tuple, d: np.ndarray, g: np.ndarray,
                    d_columns: np.ndarray) -> np.ndarray:
     """Foreground pixels shared by each pair (dt[d[k]], gt[g[k]]), exact, vectorised.
 
@@ -35,18 +56,17 @@ def _intersections(dt: _runs.Runs, gt: _runs.Runs, d: np.ndarray, g: np.ndarray,
     1-runs of g. All dt boundaries sit in one sorted array (keyed by d * stride + x), so
     every query of every pair is one ``searchsorted``. Only g's 1-runs that meet the
     columns ``d_columns[k]`` = [first, last + 1) of d's bounding box are queried (F_d is
-    constant outside them).
+    constant outside them). ``gt_runs``: (gt heights, then of gt's 1-runs by RLE and
+    position: start, end, start key, end key, and the key stride).
     """
-    stride = int(max(dt.sizes.prod(axis=1).max(initial=0), gt.sizes.prod(axis=1).max(initial=0))) + 1
+    heights, g_start, g_end, g_start_key, g_end_key, stride = gt_runs
     ends = segment_cumsum(dt.counts, dt.offsets)
     fg = local_index(dt.offsets) % 2 == 1
     starts = ends - dt.counts
     before = segment_cumsum(np.where(fg, dt.counts, 0), dt.offsets) - np.where(fg, dt.counts, 0)
     keys = segment_ids(dt.offsets) * stride + starts                  # run k of d starts here
 
-    g_seg, g_start, g_end = _fg_intervals(gt)
-    g_start_key, g_end_key = g_seg * stride + g_start, g_seg * stride + g_end
-    h = gt.sizes[g, 0]
+    h = heights[g]
     first = np.searchsorted(g_end_key, g * stride + d_columns[:, 0] * h, side="right")
     last = np.searchsorted(g_start_key, g * stride + d_columns[:, 1] * h, side="left")
     n_runs = np.maximum(last - first, 0)
@@ -60,6 +80,33 @@ def _intersections(dt: _runs.Runs, gt: _runs.Runs, d: np.ndarray, g: np.ndarray,
 
     inside = covered(g_end[run]) - covered(g_start[run])
     return np.bincount(pair, weights=inside, minlength=len(d)).astype(np.int64)
+
+
+CHUNK_RUNS = 1 << 20     # detections' runs per chunk of pairs (arrays stay in cache)
+
+
+def _intersections_by_chunk(dt: _runs.Runs, gt: _runs.Runs, d: np.ndarray, g: np.ndarray,
+                            d_columns: np.ndarray) -> np.ndarray:
+    """:func:`_intersections` of the pairs, in chunks of detections (on every core)."""
+    stride = int(max(dt.sizes.prod(axis=1).max(initial=0), gt.sizes.prod(axis=1).max(initial=0))) + 1
+    g_seg, g_start, g_end = _fg_intervals(gt)
+    gt_runs = (gt.sizes[:, 0], g_start, g_end, g_seg * stride + g_start, g_seg * stride + g_end, stride)
+    order = np.argsort(d, kind="stable")
+    d_sorted = d[order]
+    run_ends = dt.offsets[1:]
+    cuts = np.searchsorted(run_ends, np.arange(CHUNK_RUNS, int(dt.offsets[-1]), CHUNK_RUNS))
+    det_bounds = np.unique(np.concatenate([[0], cuts, [len(dt)]]))
+    pair_bounds = np.searchsorted(d_sorted, det_bounds)
+
+    def chunk(i: int) -> np.ndarray:
+        a, b = det_bounds[i], det_bounds[i + 1]
+        pairs = order[pair_bounds[i]:pair_bounds[i + 1]]
+        return _intersections(dt.slice(a, b), gt_runs, d[pairs] - a, g[pairs], d_columns[pairs])
+    inter = np.zeros(len(d), dtype=np.int64)
+    parts = thread_map(chunk, range(len(det_bounds) - 1))
+    if parts:
+        inter[order] = np.concatenate(parts)
+    return inter
 
 
 def _intersection_union_literal(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
@@ -107,15 +154,24 @@ def pair_iou(dt: _runs.Runs, gt: _runs.Runs, d: np.ndarray, g: np.ndarray, crowd
         k = mismatch[0]
         raise ValueError(f"masks.pair_iou: detection {int(d[k])} is {dt.sizes[d[k]].tolist()} but ground "
                          f"truth {int(g[k])} is {gt.sizes[g[k]].tolist()}; both must have the image's size")
-    dt_boxes = bboxes(dt) if dt_boxes is None else dt_boxes
-    gt_boxes = bboxes(gt) if gt_boxes is None else gt_boxes
-    near = np.flatnonzero(_bbox_overlap_pairs(dt_boxes[d], gt_boxes[g], crowd) > 0)
+    # pycocotools compares pixel-wise only pairs whose toBbox boxes overlap; for RLEs without
+    # 0-length runs after their first, boxes apart means masks apart (IoU 0 either way), so
+    # the columns alone prune there and the rows are left to the exact count
+    odd_dt, odd_gt = _zero_run_after_first(dt), _zero_run_after_first(gt)
+    dt_columns, gt_columns = _column_spans(dt), _column_spans(gt)
+    near = (np.minimum(dt_columns[d, 1], gt_columns[g, 1]) > np.maximum(dt_columns[d, 0], gt_columns[g, 0]))
+    odd = np.flatnonzero(odd_dt[d] | odd_gt[g])
+    if odd.size:
+        dt_boxes = bboxes(dt) if dt_boxes is None else dt_boxes
+        gt_boxes = bboxes(gt) if gt_boxes is None else gt_boxes
+        near[odd] = _bbox_overlap_pairs(dt_boxes[d[odd]], gt_boxes[g[odd]], crowd[odd]) > 0
+        dt_columns = np.where(odd_dt[:, None], np.stack([dt_boxes[:, 0], dt_boxes[:, 0] + dt_boxes[:, 2]], 1)
+                              .astype(np.int64), dt_columns)
+    near = np.flatnonzero(near)
     d, g, crowd = d[near], g[near], crowd[near]
-    columns = np.stack([dt_boxes[d, 0], dt_boxes[d, 0] + dt_boxes[d, 2]], axis=1).astype(np.int64)
-    inter = _intersections(dt, gt, d, g, columns)
+    inter = _intersections_by_chunk(dt, gt, d, g, dt_columns[d])
     dt_area, gt_area = dt.fg_areas()[d], gt.fg_areas()[g]
     union = np.where(crowd, dt_area, dt_area + gt_area - inter)
-    odd_dt, odd_gt = _zero_run_after_first(dt), _zero_run_after_first(gt)
     for k in np.flatnonzero(odd_dt[d] | odd_gt[g]):
         inter[k], plain_union = _intersection_union_literal(dt.runs(d[k]), gt.runs(g[k]))
         union[k] = dt_area[k] if crowd[k] else plain_union
