@@ -17,6 +17,7 @@ which gathers every rank's images under ``torch.distributed`` by itself
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import numpy as np
@@ -68,7 +69,7 @@ def _boxes_xywh(value: Any, name: str, index: int, box_format: str) -> np.ndarra
     return boxes
 
 
-def _mask_runs(record: dict, name: str, index: int, n: int) -> _runs.Runs:
+def _mask_runs(record: dict, name: str, index: int) -> _runs.Runs:
     """The ``masks`` of one image's preds or targets: a bool / uint8 Tensor[N, H, W] or a
     list of N COCO RLE dicts."""
     where = f"{_NAME}.update: {name}['masks'] of image {index}"
@@ -91,12 +92,11 @@ def _mask_runs(record: dict, name: str, index: int, n: int) -> _runs.Runs:
             raise ValueError(f"{where} holds values above 1; give 0 / 1 (or bool) masks")
         runs = _runs.parse(_masks.encode(array), "masks") if array.shape[0] else \
             _runs.Runs(np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros((0, 2), np.int64))
-    if len(runs) != n:
-        raise ValueError(f"{where} has {len(runs)} masks but there are {n} {'scores' if name == 'preds' else 'labels'}")
     return runs
 
 
-def _vector(record: dict, key: str, name: str, n: int, dtype, index: int, default=None) -> np.ndarray:
+def _vector(record: dict, key: str, name: str, n: int, dtype, index: int, default=None,
+            unit: str = "boxes") -> np.ndarray:
     if key not in record or record[key] is None:
         if default is None:
             raise ValueError(f"{_NAME}.update: {name} {index} has no '{key}' entry")
@@ -104,7 +104,7 @@ def _vector(record: dict, key: str, name: str, n: int, dtype, index: int, defaul
     values = _array(record[key], f"{name}['{key}']", dtype, index).reshape(-1)
     if values.size != n:
         raise ValueError(f"{_NAME}.update: {name}['{key}'] of image {index} has {values.size} "
-                         f"entries but there are {n} boxes")
+                         f"entries but there are {n} {unit}")
     return values
 
 
@@ -247,9 +247,8 @@ class MeanAveragePrecision(Metric):
     def _segm_image(self, pred: dict, target: dict, index: int) -> dict[str, np.ndarray]:
         """The state arrays of one image's masks (boxes: given ones or NaN for predictions,
         the masks' for targets)."""
-        n = _vector(pred, "scores", "preds", -1, np.float64, index).size if "scores" in pred else 0
-        m = _vector(target, "labels", "targets", -1, np.int64, index).size if "labels" in target else 0
-        det, gt = _mask_runs(pred, "preds", index, n), _mask_runs(target, "targets", index, m)
+        det, gt = _mask_runs(pred, "preds", index), _mask_runs(target, "targets", index)
+        n, m = len(det), len(gt)
         sizes = np.concatenate([det.sizes, gt.sizes])
         if len(sizes) and (sizes != sizes[0]).any():
             raise ValueError(f"{_NAME}.update: the masks of image {index} differ in size "
@@ -257,26 +256,30 @@ class MeanAveragePrecision(Metric):
         given = pred.get("boxes")
         det_xywh = _boxes_xywh(given, "preds['boxes']", index, self.box_format) if given is not None \
             else np.full((n, 4), np.nan)
-        area = _vector(target, "area", "targets", m, np.float64, index, default=np.nan)
-        chars = b"".join(_counts_string.to_strings(det.counts, det.offsets))
-        return dict(self._labels_and_flags(pred, target, index, n, m),
-                    det_xywh=det_xywh.reshape(n, 4), det_area=det.fg_areas().astype(np.float64),
+        area = _vector(target, "area", "targets", m, np.float64, index, default=np.nan, unit="masks")
+        strings = _counts_string.to_strings(det.counts, det.offsets)
+        if det_xywh.shape[0] != n:
+            raise ValueError(f"{_NAME}.update: preds['boxes'] of image {index} has {det_xywh.shape[0]} boxes "
+                             f"but there are {n} masks")
+        return dict(self._labels_and_flags(pred, target, index, n, m, "masks"),
+                    det_xywh=det_xywh, det_area=det.fg_areas().astype(np.float64),
                     gt_xywh=_masks.rle.bboxes(gt), gt_area=np.where(np.isnan(area), gt.fg_areas(), area),
-                    det_mask_chars=np.frombuffer(chars, dtype=np.uint8),
-                    det_mask_length=np.array([len(c) for c in _counts_string.to_strings(det.counts, det.offsets)],
-                                             dtype=np.int64),
+                    det_mask_chars=np.frombuffer(b"".join(strings), dtype=np.uint8),
+                    det_mask_length=np.array([len(c) for c in strings], dtype=np.int64),
                     det_mask_size=det.sizes, gt_mask_runs=gt.counts, gt_mask_length=np.diff(gt.offsets),
                     gt_mask_size=gt.sizes)
 
-    def _labels_and_flags(self, pred: dict, target: dict, index: int, n: int, m: int) -> dict[str, np.ndarray]:
+    def _labels_and_flags(self, pred: dict, target: dict, index: int, n: int, m: int,
+                          unit: str = "boxes") -> dict[str, np.ndarray]:
         """Scores, labels, crowd / difficult flags of one image with n predictions, m targets."""
+        vector = functools.partial(_vector, index=index, unit=unit)
         return dict(det_image=np.full(n, index, dtype=np.int64),
-                    det_label=_vector(pred, "labels", "preds", n, np.int64, index),
-                    det_score=_vector(pred, "scores", "preds", n, np.float64, index),
+                    det_label=vector(pred, "labels", "preds", n, np.int64),
+                    det_score=vector(pred, "scores", "preds", n, np.float64),
                     gt_image=np.full(m, index, dtype=np.int64),
-                    gt_label=_vector(target, "labels", "targets", m, np.int64, index),
-                    gt_crowd=_vector(target, "iscrowd", "targets", m, np.int64, index, default=0).astype(bool),
-                    gt_difficult=_vector(target, "difficult", "targets", m, np.int64, index, default=0).astype(bool),
+                    gt_label=vector(target, "labels", "targets", m, np.int64),
+                    gt_crowd=vector(target, "iscrowd", "targets", m, np.int64, default=0).astype(bool),
+                    gt_difficult=vector(target, "difficult", "targets", m, np.int64, default=0).astype(bool),
                     gt_id_nonzero=np.ones(m, dtype=bool))
 
     def merge(self, other: "MeanAveragePrecision") -> "MeanAveragePrecision":
