@@ -249,6 +249,10 @@ def _tiny_files():
     (None, lambda r: r["segmentation"].update(counts="1#"), r"result 0 \(image 1\): .*character '#'"),
     (None, lambda r: r["segmentation"].update(counts="5"), r"result 0 \(image 1\): run lengths sum to 5, expected"),
     (None, lambda r: r["segmentation"].update(size=[5, 4]), r"result 0 \(image 1\): its RLE 'size' \[5, 4\]"),
+    (None, lambda r: r["segmentation"].update(size=[4.0, 5]), r"result 0 \(image 1\): 'segmentation' must be"),
+    (lambda a: a.update(segmentation=[[0, 0, 3, 0, 3, True]]), None, r"annotation 1 \(image 1\): polygon "),
+    (lambda a: a.update(segmentation={"size": [4, 5], "counts": "1#"}), None,
+     r"annotation 1 \(image 1\): 'segmentation': compressed counts has character '#'"),
 ])
 def test_from_coco_json_names_the_annotation_or_result_and_image(gt_change, result_change, message):
     dataset, result = _tiny_files()

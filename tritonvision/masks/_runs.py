@@ -133,14 +133,16 @@ def _size(rle: Mapping, i: int) -> tuple[int, int]:
 def parse(rles: list, op: str, single: bool = False) -> Runs:
     """Read and check a list of RLE dicts (compressed or uncompressed counts).
 
-    Raises ValueError naming the RLE (its position in ``rles``, unless ``single``) and
-    what is wrong.
+    Raises ValueError (or TypeError) naming the RLE (its position in ``rles``, unless
+    ``single``) and what is wrong; the error's ``index`` and ``reason`` hold both.
     """
     try:
         return _parse(rles)
     except _Invalid as error:
         where = "RLE" if single else f"RLE {error.index}"
-        raise error.kind(f"{op}: {where}: {error.reason}") from None
+        raised = error.kind(f"{op}: {where}: {error.reason}")
+        raised.index, raised.reason = error.index, error.reason
+        raise raised from None
 
 
 class _Invalid(Exception):

@@ -28,7 +28,6 @@ import functools
 import gc
 import itertools
 import os
-import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -204,12 +203,10 @@ def _polygon_list(segmentation: list, label: str) -> list:
 def _polygon_arrays(polygons: list, owner: list, anns: list, name: str) -> list[np.ndarray]:
     """Every polygon as a float64 array, checked in bulk (one by one only to name a bad one)."""
     lengths = np.fromiter(map(len, polygons), dtype=np.int64, count=len(polygons)) if polygons else np.zeros(0, int)
-    try:
-        flat = np.array(list(itertools.chain.from_iterable(polygons)), dtype=np.float64)
-        ok = flat.ndim == 1 and np.isfinite(flat).all() and (np.abs(flat) <= _polygons.MAX_COORDINATE).all() \
-            and not (lengths % 2).any() and {type(v) for p in polygons[:1] for v in p} <= {int, float}
-    except (TypeError, ValueError):
-        ok = False
+    values = list(itertools.chain.from_iterable(polygons))
+    ok = set(map(type, values)) <= {int, float} and not (lengths % 2).any()
+    flat = np.array(values, dtype=np.float64) if ok else None
+    ok = ok and bool(np.isfinite(flat).all() and (np.abs(flat) <= _polygons.MAX_COORDINATE).all())
     if not ok:
         for polygon, i in zip(polygons, owner):
             try:
@@ -227,9 +224,8 @@ def _rle_masks(segmentations: list, owner: list, sizes: np.ndarray, anns: list, 
     try:
         runs = _runs.parse(segmentations, "segmentation")
     except (ValueError, TypeError) as error:
-        index = int(re.search(r"RLE (\d+)", str(error)).group(1)) if re.search(r"RLE (\d+)", str(error)) else 0
-        reason = str(error).split(": ", 2)[-1]
-        raise ValueError(f"{_annotation_label(anns[owner[index]], name)}: 'segmentation': {reason}") from None
+        raise ValueError(f"{_annotation_label(anns[owner[error.index]], name)}: 'segmentation': "
+                         f"{error.reason}") from None
     wrong = np.flatnonzero((runs.sizes != sizes[owner]).any(axis=1)) if len(runs) else []
     if len(wrong):
         i = int(wrong[0])
@@ -331,17 +327,20 @@ def _result_masks(data: list, image_index: np.ndarray, gt: CocoGroundTruth, name
     segmentations = _values(data, "segmentation", name)
     try:
         counts = [seg["counts"] for seg in segmentations]
-        sizes = np.array([seg["size"] for seg in segmentations], dtype=np.int64).reshape(len(data), -1)
+        sizes = np.array([seg["size"] for seg in segmentations]).reshape(len(data), -1)
     except (TypeError, KeyError, ValueError):
         counts, sizes = None, None
-    bad = None if counts is not None and set(map(type, counts)) <= {str, bytes} and sizes.shape[1:] == (2,) \
-        else next(i for i, seg in enumerate(segmentations)
-                  if not (isinstance(seg, dict) and type(seg.get("counts")) in (str, bytes)
-                          and isinstance(seg.get("size"), list) and len(seg["size"]) == 2))
+    good = counts is not None and set(map(type, counts)) <= {str, bytes} and sizes.shape[1:] == (2,) \
+        and sizes.dtype.kind in "iu" and (sizes >= 0).all()
+    bad = None if good else next(
+        i for i, seg in enumerate(segmentations)
+        if not (isinstance(seg, dict) and type(seg.get("counts")) in (str, bytes) and isinstance(seg.get("size"), list)
+                and len(seg["size"]) == 2 and all(type(v) is int and v >= 0 for v in seg["size"])))
     if bad is not None:
         raise ValueError(f"{name}: result {bad} (image {data[bad].get('image_id')}): 'segmentation' must be a "
                          f"compressed RLE {{'size': [h, w], 'counts': str}} (what tritonvision.masks.encode and "
                          f"pycocotools' mask.encode give), got {str(segmentations[bad])[:80]}")
+    sizes = sizes.astype(np.int64)
     wrong = np.flatnonzero((sizes != gt.image_sizes[image_index]).any(axis=1))
     if wrong.size:
         i = int(wrong[0])
