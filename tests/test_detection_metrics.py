@@ -237,9 +237,9 @@ def test_coco_val2014_sample_matches_published_numbers_and_pycocotools():
     assert_same_as_pycocotools(ours, ev)
 
 
-def test_segm_is_not_supported():
-    with pytest.raises(ValueError, match="only iou_type='bbox'"):
-        MeanAveragePrecision.from_coco_json({"images": [], "annotations": []}, [], iou_type="segm")
+def test_unknown_iou_type_is_rejected():
+    with pytest.raises(ValueError, match="iou_type must be one of"):
+        MeanAveragePrecision.from_coco_json({"images": [], "annotations": []}, [], iou_type="keypoints")
 
 
 # ----------------------------------------------------------------------------- the lecture's example

@@ -11,10 +11,13 @@ EXAMPLES = """\
   tritonvision eval-detections --gt instances_val.json --results detections.json
   tritonvision eval-detections --gt instances_val.json --results detections.json --style voc07 --plot pr.png
   tritonvision eval-detections --gt instances_val.json --results runs/detect/predict/predictions.json --json metrics.json
+  tritonvision eval-detections --gt instances_val.json --results segmentations.json --iou-type segm
 
 --gt is a COCO annotation file (images, annotations with [x, y, w, h] boxes, categories);
 --results a COCO result file: a list of {image_id, category_id, bbox [x, y, w, h], score}
-(tritonvision detect writes one). Only boxes are evaluated (no segmentation masks).
+(tritonvision detect writes one). With --iou-type segm the masks are evaluated instead
+(pycocotools' COCOeval "segm"): annotations need a 'segmentation' (polygons or RLE), results
+a compressed RLE 'segmentation' {size, counts}.
 """
 
 
@@ -24,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", choices=("coco", "voc", "voc07"), default="coco",
                         help="coco: pycocotools' COCOeval numbers (default); voc: all-point AP "
                              "(VOC2010+); voc07: 11-point AP")
+    parser.add_argument("--iou-type", choices=("bbox", "segm"), default="bbox",
+                        help="bbox: box IoU (default); segm: mask IoU (COCO style only)")
     parser.add_argument("--iou", type=float, default=None,
                         help="voc / voc07 only: the IoU threshold (a match needs IoU > it; "
                              "default 0.5)")
@@ -41,6 +46,8 @@ def _check_options(args: argparse.Namespace) -> None:
 
     from tritonvision.training.reports import have_matplotlib
 
+    if args.iou_type == "segm" and args.style != "coco":
+        raise ValueError("--iou-type segm is evaluated COCO style only (drop --style or use --style coco)")
     if args.iou is not None and args.style == "coco":
         raise ValueError("--iou applies to --style voc / voc07; the COCO style averages over "
                          "IoU 0.50:0.05:0.95 (map_50 and map_75 are in its table)")
@@ -68,10 +75,11 @@ def _evaluate(args: argparse.Namespace):
     large = os.path.getsize(args.results) + os.path.getsize(args.gt) > 20 * 2 ** 20
     with _progress(large and not args.no_progress) as bar:
         bar.set_postfix_str("reading ground truth and results")
-        gt, results = read_coco(args.gt, args.results)
+        gt, results = read_coco(args.gt, args.results, args.iou_type)
         bar.update(2)
         kwargs = {"iou_thresholds": [args.iou]} if args.iou is not None else {}
-        metric = MeanAveragePrecision._from_coco(gt, results, style=args.style, class_metrics=True, **kwargs)
+        metric = MeanAveragePrecision._from_coco(gt, results, style=args.style, iou_type=args.iou_type,
+                                                 class_metrics=True, **kwargs)
         bar.update()
         bar.set_postfix_str("matching")
         result = metric.compute()

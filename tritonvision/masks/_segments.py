@@ -38,3 +38,22 @@ def segment_sum(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     total = np.zeros(len(values) + 1, dtype=values.dtype)
     np.cumsum(values, out=total[1:])
     return total[offsets[1:]] - total[offsets[:-1]]
+
+
+def segment_sum_reduceat(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sum of ``values[starts[i]:starts[i + 1]]`` for each i (``starts`` [n + 1]
+    non-decreasing, ending at ``len(values)``; 0 for empty segments). One ``reduceat``:
+    no running sum, works on strided views."""
+    out = np.zeros(len(starts) - 1, dtype=values.dtype)
+    nonempty = np.flatnonzero(starts[:-1] < starts[1:])
+    if nonempty.size:
+        out[nonempty] = np.add.reduceat(values, starts[nonempty])
+    return out
+
+
+def parity_sums(values: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per segment: (sum at local positions 0, 2, 4, ..., sum at 1, 3, 5, ...)."""
+    at_even = segment_sum_reduceat(values[0::2], (offsets + 1) // 2)    # global positions 0, 2, ...
+    at_odd = segment_sum_reduceat(values[1::2], offsets // 2)            # global positions 1, 3, ...
+    starts_even = offsets[:-1] % 2 == 0
+    return np.where(starts_even, at_even, at_odd), np.where(starts_even, at_odd, at_even)

@@ -132,12 +132,15 @@ def bboxes(runs: Runs) -> np.ndarray:
     x_first, y_first, x_last, y_last = first // h, first % h, last // h, last % h
     xs, ys = w_all.copy(), h_all.copy()                                # pycocotools' start values
     xe, ye = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
-    np.minimum.at(xs, seg, x_first)
-    np.maximum.at(xe, seg, x_last)
-    np.minimum.at(ys, seg, y_first)
-    np.maximum.at(ye, seg, y_last)
     across = np.zeros(n, dtype=bool)                                    # a run spans columns
-    across[seg[x_first < x_last]] = True
+    if seg.size:                                                        # per RLE: seg is sorted
+        start = np.flatnonzero(np.concatenate([[True], seg[1:] != seg[:-1]]))
+        owner = seg[start]
+        xs[owner] = np.minimum(xs[owner], np.minimum.reduceat(x_first, start))
+        xe[owner] = np.maximum.reduceat(x_last, start)
+        ys[owner] = np.minimum(ys[owner], np.minimum.reduceat(y_first, start))
+        ye[owner] = np.maximum.reduceat(y_last, start)
+        across[owner] = np.logical_or.reduceat(x_first < x_last, start)
     ys = np.where(across, 0, ys)
     ye = np.where(across, h_all - 1, ye)
     boxes = np.stack([xs, ys, (xe - xs + 1) % 2**32, (ye - ys + 1) % 2**32], axis=1).astype(np.float64)
@@ -146,46 +149,51 @@ def bboxes(runs: Runs) -> np.ndarray:
 
 
 def _fg_intervals(runs: Runs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(segment, start, end) of every 1-run of every RLE."""
+    """(segment, start, end) of every 1-run of every RLE, by segment then position."""
     ends = segment_cumsum(runs.counts, runs.offsets)
     odd = np.nonzero(local_index(runs.offsets) % 2 == 1)[0]
     return segment_ids(runs.offsets)[odd], ends[odd] - runs.counts[odd], ends[odd]
 
 
 def merge_groups(runs: Runs, group: np.ndarray, n_groups: int, intersect: bool) -> Runs:
-    """Union (or intersection) of the RLEs of each group, all of one size, normalised:
-    no 0-length run except a leading one. Equal to pycocotools' ``merge`` of the group
-    when no RLE has a 0-length run after its first (see :func:`merge`)."""
-    hw = int(runs.sizes[0].prod()) if len(runs) else 0
+    """Union (or intersection) of the RLEs of each group (the RLEs of a group share one size;
+    groups may differ), normalised: no 0-length run except a leading one. Equal to
+    pycocotools' ``merge`` of the group when no RLE has a 0-length run after its first
+    (see :func:`merge`). Every group needs at least one RLE."""
+    group_size = np.zeros((n_groups, 2), dtype=np.int64)
+    group_size[group] = runs.sizes
+    group_hw = group_size[:, 0] * group_size[:, 1]
+    stride = int(group_hw.max()) + 1 if n_groups else 1
     seg, start, end = _fg_intervals(runs)
-    keys = np.concatenate([group[seg] * (hw + 1) + start, group[seg] * (hw + 1) + end])
+    keys = np.concatenate([group[seg] * stride + start, group[seg] * stride + end])
     delta = np.concatenate([np.ones(len(start), np.int64), -np.ones(len(end), np.int64)])
-    unique, inverse = np.unique(keys, return_inverse=True)
-    change = np.zeros(len(unique), dtype=np.int64)
-    np.add.at(change, inverse, delta)
-    owner = unique // (hw + 1)
+    order = np.argsort(keys, kind="stable")
+    keys, delta = keys[order], delta[order]
+    first = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]])) if keys.size else keys
+    unique = keys[first]
+    change = np.add.reduceat(delta, first) if keys.size else delta
+    owner = unique // stride
     owner_offsets = offsets_of(np.bincount(owner, minlength=n_groups))
     coverage = segment_cumsum(change, owner_offsets)
     members = np.bincount(group, minlength=n_groups)
     inside = coverage == members[owner] if intersect else coverage > 0
     before = np.concatenate([[False], inside[:-1]])
     before[owner_offsets[:-1][owner_offsets[:-1] < len(unique)]] = False
-    position = unique % (hw + 1)
-    toggle = (inside != before) & (position < hw)
+    position = unique % stride
+    toggle = (inside != before) & (position < group_hw[owner])
     toggles_owner = owner[toggle]
     per_group = np.bincount(toggles_owner, minlength=n_groups)
     bounds_offsets = offsets_of(per_group + 2)
     bounds = np.empty(int(bounds_offsets[-1]), dtype=np.int64)
     bounds[bounds_offsets[:-1]] = 0
-    bounds[bounds_offsets[1:] - 1] = hw
-    first = offsets_of(per_group)[:-1]
-    bounds[bounds_offsets[toggles_owner] + 1 + np.arange(len(toggles_owner)) - first[toggles_owner]] = \
+    bounds[bounds_offsets[1:] - 1] = group_hw
+    first_toggle = offsets_of(per_group)[:-1]
+    bounds[bounds_offsets[toggles_owner] + 1 + np.arange(len(toggles_owner)) - first_toggle[toggles_owner]] = \
         position[toggle]
     diffs = np.diff(bounds)
     keep = np.ones(len(diffs), dtype=bool)
     keep[bounds_offsets[1:-1] - 1] = False
-    sizes = np.tile(runs.sizes[0] if len(runs) else [0, 0], (n_groups, 1))
-    return Runs(diffs[keep], offsets_of(per_group + 1), sizes)
+    return Runs(diffs[keep], offsets_of(per_group + 1), group_size)
 
 
 def _merge_two_literal(a: np.ndarray, b: np.ndarray, intersect: bool) -> np.ndarray:

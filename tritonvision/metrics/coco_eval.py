@@ -1,4 +1,6 @@
-"""COCO box AP/AR, the same numbers as pycocotools' ``COCOeval`` (iouType "bbox"), vectorised.
+"""COCO box and mask AP/AR, the same numbers as pycocotools' ``COCOeval`` (iouType "bbox" and
+"segm"), vectorised. Masks change only the IoU of a pair and the detections' areas
+(``CocoInstances.pair_iou`` / ``det_area``; :func:`mask_pair_iou`).
 
 The rules carried over from pycocotools (facts, not code):
 
@@ -84,6 +86,22 @@ def pair_iou(det_xywh: np.ndarray, gt_xywh: np.ndarray, crowd: np.ndarray) -> np
     overlap = (w > 0) & (h > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(overlap, inter / np.where(overlap, union, 1.0), 0.0)
+
+
+def mask_pair_iou(det_masks, gt_masks, gt_boxes: np.ndarray | None = None):
+    """The ``pair_iou`` of a segm evaluation: mask IoU as pycocotools' ``mask.iou``.
+
+    ``det_masks``: ``masks._runs.CompressedRuns`` (decoded only for the detections that
+    have a candidate pair), ``gt_masks``: ``masks._runs.Runs``; ``gt_boxes`` their
+    ``toBbox`` boxes when known. Pairs whose mask boxes do not overlap are 0 without
+    touching the masks, as in pycocotools.
+    """
+    from tritonvision.masks.iou import pair_iou as rle_pair_iou
+
+    def pair_iou(det: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
+        used, local = np.unique(det, return_inverse=True)
+        return rle_pair_iou(det_masks.runs(used), gt_masks, local, gt, crowd, gt_boxes=gt_boxes)
+    return pair_iou
 
 
 def _group_bounds(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -8,16 +8,24 @@
 
     MeanAveragePrecision.from_coco_json("instances_val.json", "detections.json").compute()
 
-The per-image data is kept (as numpy arrays) until ``compute()``, which gathers every
-rank's images under ``torch.distributed`` by itself (``sync_on_compute``); ``merge``
-combines metrics by hand. Only boxes (iouType "bbox") are evaluated so far.
+    metric = MeanAveragePrecision(iou_type="segm")        # masks: pycocotools' COCOeval "segm"
+    metric.update([{"masks": pred_masks, "scores": s, "labels": l}], [{"masks": gt_masks, "labels": g}])
+
+The per-image data is kept (as numpy arrays; masks as COCO RLE) until ``compute()``,
+which gathers every rank's images under ``torch.distributed`` by itself
+(``sync_on_compute``); ``merge`` combines metrics by hand.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+
+from tritonvision import masks as _masks
+from tritonvision.masks import _counts_string, _runs
+from tritonvision.masks._segments import offsets_of
 
 from . import coco_eval
 from ._metric import Metric
@@ -26,7 +34,7 @@ from .voc_eval import evaluate_voc
 
 STYLES = ("coco", "voc", "voc07")
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
-IOU_TYPES = ("bbox",)
+IOU_TYPES = ("bbox", "segm")
 _NAME = "MeanAveragePrecision"
 
 
@@ -61,7 +69,34 @@ def _boxes_xywh(value: Any, name: str, index: int, box_format: str) -> np.ndarra
     return boxes
 
 
-def _vector(record: dict, key: str, name: str, n: int, dtype, index: int, default=None) -> np.ndarray:
+def _mask_runs(record: dict, name: str, index: int) -> _runs.Runs:
+    """The ``masks`` of one image's preds or targets: a bool / uint8 Tensor[N, H, W] or a
+    list of N COCO RLE dicts."""
+    where = f"{_NAME}.update: {name}['masks'] of image {index}"
+    if "masks" not in record or record["masks"] is None:
+        raise ValueError(f"{_NAME}.update: {name} {index} has no 'masks' entry (iou_type='segm' needs "
+                         "Tensor[N, H, W] bool masks or a list of N COCO RLE dicts)")
+    value = record["masks"]
+    if isinstance(value, (list, tuple)):
+        try:
+            runs = _runs.parse(list(value), "masks")
+        except (ValueError, TypeError) as error:
+            raise type(error)(f"{where}: {error}") from None
+    else:
+        array = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+        if not isinstance(array, np.ndarray) or array.dtype not in (np.bool_, np.uint8) or array.ndim != 3:
+            raise TypeError(f"{where} must be a bool or uint8 Tensor[N, H, W] or a list of RLE dicts, got "
+                            f"{getattr(array, 'dtype', type(array).__name__)} "
+                            f"{list(getattr(array, 'shape', []))} (threshold soft masks first: masks > 0.5)")
+        if array.dtype == np.uint8 and array.size and array.max() > 1:
+            raise ValueError(f"{where} holds values above 1; give 0 / 1 (or bool) masks")
+        runs = _runs.parse(_masks.encode(array), "masks") if array.shape[0] else \
+            _runs.Runs(np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros((0, 2), np.int64))
+    return runs
+
+
+def _vector(record: dict, key: str, name: str, n: int, dtype, index: int, default=None,
+            unit: str = "boxes") -> np.ndarray:
     if key not in record or record[key] is None:
         if default is None:
             raise ValueError(f"{_NAME}.update: {name} {index} has no '{key}' entry")
@@ -69,7 +104,7 @@ def _vector(record: dict, key: str, name: str, n: int, dtype, index: int, defaul
     values = _array(record[key], f"{name}['{key}']", dtype, index).reshape(-1)
     if values.size != n:
         raise ValueError(f"{_NAME}.update: {name}['{key}'] of image {index} has {values.size} "
-                         f"entries but there are {n} boxes")
+                         f"entries but there are {n} {unit}")
     return values
 
 
@@ -81,7 +116,8 @@ class MeanAveragePrecision(Metric):
     Args:
         box_format: "xyxy" (default), "xywh" (COCO) or "cxcywh": the format of every box
             given to ``update``.
-        iou_type: "bbox" (the only type so far).
+        iou_type: "bbox" (boxes) or "segm" (masks, pycocotools' ``COCOeval(..., "segm")``;
+            COCO style only).
         class_metrics: also return ``map_per_class`` / ``mar_100_per_class`` (COCO style; as
             torchmetrics, both are ``[-1.]`` when False). The VOC styles always give AP per class.
         sync_on_compute: under ``torch.distributed``, ``compute()`` evaluates every rank's
@@ -101,6 +137,12 @@ class MeanAveragePrecision(Metric):
     area ranges; default: box area) and ``difficult`` Tensor[M] (VOC).
     Classes are the labels seen in targets or predictions. The VOC styles use
     ``difficult`` and ignore ``iscrowd`` / ``area``; the COCO style ignores ``difficult``.
+
+    With ``iou_type="segm"`` preds and targets give ``masks`` instead of ``boxes``: a bool
+    (or 0 / 1 uint8) Tensor[N, H, W] or a list of N COCO RLE dicts (compressed or not), all
+    of the image's size; a target's ``area`` defaults to its mask's pixel count, a
+    prediction's area is its mask's (as pycocotools' ``loadRes``). ``boxes`` are optional
+    there and not used.
     """
 
     def __init__(self, style: str = "coco", iou_thresholds: Sequence[float] | None = None,
@@ -114,6 +156,8 @@ class MeanAveragePrecision(Metric):
             raise ValueError(f"{_NAME}: box_format must be one of {BOX_FORMATS}, got {box_format!r}")
         if iou_type not in IOU_TYPES:
             raise ValueError(f"{_NAME}: iou_type must be one of {IOU_TYPES}, got {iou_type!r}")
+        if iou_type == "segm" and style != "coco":
+            raise ValueError(f"{_NAME}: iou_type='segm' is evaluated COCO style only (style='coco'), got style={style!r}")
         if style == "coco":
             thresholds = coco_eval.IOU_THRESHOLDS if iou_thresholds is None else iou_thresholds
         else:
@@ -137,8 +181,12 @@ class MeanAveragePrecision(Metric):
         self.reset()
 
     # ------------------------------------------------------------------ state
-    _FIELDS = ("det_image", "det_label", "det_score", "det_xywh",
-               "gt_image", "gt_label", "gt_xywh", "gt_area", "gt_crowd", "gt_difficult", "gt_id_nonzero")
+    _FIELDS = ("det_image", "det_label", "det_score", "det_xywh", "det_area",
+               "gt_image", "gt_label", "gt_xywh", "gt_area", "gt_crowd", "gt_difficult", "gt_id_nonzero",
+               # segm: detections' masks as compressed counts strings end to end (most are never
+               # decoded), ground truths' as run lengths
+               "det_mask_chars", "det_mask_length", "det_mask_size", "gt_mask_runs", "gt_mask_length",
+               "gt_mask_size")
 
     def reset(self) -> None:
         """Forget every image seen."""
@@ -150,9 +198,11 @@ class MeanAveragePrecision(Metric):
             self._parts[name].append(value)
 
     def _local_state(self) -> dict[str, np.ndarray]:
-        shapes = {"det_xywh": (0, 4), "gt_xywh": (0, 4)}
+        shapes = {"det_xywh": (0, 4), "gt_xywh": (0, 4), "det_mask_size": (0, 2), "gt_mask_size": (0, 2)}
         dtypes = {"det_image": np.int64, "det_label": np.int64, "gt_image": np.int64, "gt_label": np.int64,
-                  "gt_crowd": bool, "gt_difficult": bool, "gt_id_nonzero": bool}
+                  "gt_crowd": bool, "gt_difficult": bool, "gt_id_nonzero": bool, "det_mask_chars": np.uint8,
+                  "det_mask_length": np.int64, "det_mask_size": np.int64, "gt_mask_runs": np.int64,
+                  "gt_mask_length": np.int64, "gt_mask_size": np.int64}
         state = {}
         for name in self._FIELDS:
             parts = self._parts[name]
@@ -175,33 +225,71 @@ class MeanAveragePrecision(Metric):
             index = self.num_images + offset
             if not isinstance(pred, dict) or not isinstance(target, dict):
                 raise TypeError(f"{_NAME}.update: image {index}: preds and targets entries must be dicts")
-            for key, record, name in (("boxes", pred, "preds"), ("boxes", target, "targets")):
-                if key not in record:
-                    raise ValueError(f"{_NAME}.update: {name} {index} has no 'boxes' entry")
-            det = _boxes_xywh(pred["boxes"], "preds['boxes']", index, self.box_format)
-            gt = _boxes_xywh(target["boxes"], "targets['boxes']", index, self.box_format)
-            n, m = det.shape[0], gt.shape[0]
-            scores = _vector(pred, "scores", "preds", n, np.float64, index)
-            det_labels = _vector(pred, "labels", "preds", n, np.int64, index)
-            gt_labels = _vector(target, "labels", "targets", m, np.int64, index)
-            area = _vector(target, "area", "targets", m, np.float64, index, default=np.nan)
-            area = np.where(np.isnan(area), gt[:, 2] * gt[:, 3], area)
-            crowd = _vector(target, "iscrowd", "targets", m, np.int64, index, default=0).astype(bool)
-            difficult = _vector(target, "difficult", "targets", m, np.int64, index, default=0).astype(bool)
-            self._append(det_image=np.full(n, index, dtype=np.int64), det_label=det_labels,
-                         det_score=scores, det_xywh=det,
-                         gt_image=np.full(m, index, dtype=np.int64), gt_label=gt_labels, gt_xywh=gt,
-                         gt_area=area, gt_crowd=crowd, gt_difficult=difficult,
-                         gt_id_nonzero=np.ones(m, dtype=bool))
+            if self.iou_type == "segm":
+                self._append(**self._segm_image(pred, target, index))
+            else:
+                self._append(**self._bbox_image(pred, target, index))
         self.num_images += len(preds)
+
+    def _bbox_image(self, pred: dict, target: dict, index: int) -> dict[str, np.ndarray]:
+        """The state arrays of one image's boxes."""
+        for record, name in ((pred, "preds"), (target, "targets")):
+            if "boxes" not in record:
+                raise ValueError(f"{_NAME}.update: {name} {index} has no 'boxes' entry")
+        det = _boxes_xywh(pred["boxes"], "preds['boxes']", index, self.box_format)
+        gt = _boxes_xywh(target["boxes"], "targets['boxes']", index, self.box_format)
+        n, m = det.shape[0], gt.shape[0]
+        area = _vector(target, "area", "targets", m, np.float64, index, default=np.nan)
+        return dict(self._labels_and_flags(pred, target, index, n, m),
+                    det_xywh=det, det_area=det[:, 2] * det[:, 3], gt_xywh=gt,
+                    gt_area=np.where(np.isnan(area), gt[:, 2] * gt[:, 3], area))
+
+    def _segm_image(self, pred: dict, target: dict, index: int) -> dict[str, np.ndarray]:
+        """The state arrays of one image's masks (boxes: given ones or NaN for predictions,
+        the masks' for targets)."""
+        det, gt = _mask_runs(pred, "preds", index), _mask_runs(target, "targets", index)
+        n, m = len(det), len(gt)
+        sizes = np.concatenate([det.sizes, gt.sizes])
+        if len(sizes) and (sizes != sizes[0]).any():
+            raise ValueError(f"{_NAME}.update: the masks of image {index} differ in size "
+                             f"({np.unique(sizes, axis=0).tolist()}); give every mask the image's [H, W]")
+        given = pred.get("boxes")
+        det_xywh = _boxes_xywh(given, "preds['boxes']", index, self.box_format) if given is not None \
+            else np.full((n, 4), np.nan)
+        area = _vector(target, "area", "targets", m, np.float64, index, default=np.nan, unit="masks")
+        strings = _counts_string.to_strings(det.counts, det.offsets)
+        if det_xywh.shape[0] != n:
+            raise ValueError(f"{_NAME}.update: preds['boxes'] of image {index} has {det_xywh.shape[0]} boxes "
+                             f"but there are {n} masks")
+        return dict(self._labels_and_flags(pred, target, index, n, m, "masks"),
+                    det_xywh=det_xywh, det_area=det.fg_areas().astype(np.float64),
+                    gt_xywh=_masks.rle.bboxes(gt), gt_area=np.where(np.isnan(area), gt.fg_areas(), area),
+                    det_mask_chars=np.frombuffer(b"".join(strings), dtype=np.uint8),
+                    det_mask_length=np.array([len(c) for c in strings], dtype=np.int64),
+                    det_mask_size=det.sizes, gt_mask_runs=gt.counts, gt_mask_length=np.diff(gt.offsets),
+                    gt_mask_size=gt.sizes)
+
+    def _labels_and_flags(self, pred: dict, target: dict, index: int, n: int, m: int,
+                          unit: str = "boxes") -> dict[str, np.ndarray]:
+        """Scores, labels, crowd / difficult flags of one image with n predictions, m targets."""
+        vector = functools.partial(_vector, index=index, unit=unit)
+        return dict(det_image=np.full(n, index, dtype=np.int64),
+                    det_label=vector(pred, "labels", "preds", n, np.int64),
+                    det_score=vector(pred, "scores", "preds", n, np.float64),
+                    gt_image=np.full(m, index, dtype=np.int64),
+                    gt_label=vector(target, "labels", "targets", m, np.int64),
+                    gt_crowd=vector(target, "iscrowd", "targets", m, np.int64, default=0).astype(bool),
+                    gt_difficult=vector(target, "difficult", "targets", m, np.int64, default=0).astype(bool),
+                    gt_id_nonzero=np.ones(m, dtype=bool))
 
     def merge(self, other: "MeanAveragePrecision") -> "MeanAveragePrecision":
         """Append ``other``'s images after this metric's (same settings required)."""
         if not isinstance(other, MeanAveragePrecision):
             raise TypeError(f"{_NAME}.merge: expected a MeanAveragePrecision, got {type(other).__name__}")
         if (other.style != self.style or not np.array_equal(other.iou_thresholds, self.iou_thresholds)
-                or other.max_detection_thresholds != self.max_detection_thresholds):
-            raise ValueError(f"{_NAME}.merge: both metrics need the same style, iou_thresholds and "
+                or other.max_detection_thresholds != self.max_detection_thresholds
+                or other.iou_type != self.iou_type):
+            raise ValueError(f"{_NAME}.merge: both metrics need the same style, iou_type, iou_thresholds and "
                              "max_detection_thresholds")
         self._add_state(other._local_state())
         return self
@@ -215,7 +303,8 @@ class MeanAveragePrecision(Metric):
 
     def _reduce(self, states: list[dict]) -> dict[str, np.ndarray]:
         """Every rank's images, in rank order, as one state."""
-        whole = MeanAveragePrecision(self.style, self.iou_thresholds, self.max_detection_thresholds)
+        whole = MeanAveragePrecision(self.style, self.iou_thresholds, self.max_detection_thresholds,
+                                     iou_type=self.iou_type)
         for state in states:
             whole._add_state(state)
         return whole._local_state()
@@ -229,22 +318,26 @@ class MeanAveragePrecision(Metric):
     def from_coco_json(cls, gt_json_path, results_json_path, iou_type: str = "bbox",
                        style: str = "coco", **kwargs) -> "MeanAveragePrecision":
         """A metric holding a COCO annotation file and a COCO result file (a list of
-        {image_id, category_id, bbox [x, y, w, h], score}); a path or the loaded object.
+        {image_id, category_id, bbox [x, y, w, h], score}, or with iou_type="segm" of
+        {image_id, category_id, segmentation (compressed RLE), score}); a path or the loaded
+        object.
 
         Categories are the annotation file's (results of other categories are left out),
         images its images; a result on an image not in the annotation file is an error.
+        Masks are read as pycocotools reads them (``tritonvision.metrics.coco_json``),
+        including ``loadRes``' habit of taking every segm result's area from its ``bbox``
+        when the first result has one.
         """
         from .coco_json import read_coco
-        if iou_type != "bbox":
-            raise ValueError(f"{_NAME}.from_coco_json: only iou_type='bbox' is supported "
-                             f"(no masks here), got {iou_type!r}")
-        gt, results = read_coco(gt_json_path, results_json_path)
-        return cls._from_coco(gt, results, style=style, **kwargs)
+        if iou_type not in IOU_TYPES:
+            raise ValueError(f"{_NAME}.from_coco_json: iou_type must be one of {IOU_TYPES}, got {iou_type!r}")
+        gt, results = read_coco(gt_json_path, results_json_path, iou_type)
+        return cls._from_coco(gt, results, style=style, iou_type=iou_type, **kwargs)
 
     @classmethod
     def _from_coco(cls, gt, results, style: str = "coco", **kwargs) -> "MeanAveragePrecision":
-        """From an already read ``CocoGroundTruth`` and ``read_results`` arrays."""
-        image, category, score, boxes = results
+        """From an already read ``CocoGroundTruth`` and ``CocoResults``."""
+        image, category, score, boxes = results[:4]
         metric = cls(style=style, **kwargs)
         metric._category_ids = gt.category_ids
         metric._category_names = gt.category_names
@@ -252,9 +345,15 @@ class MeanAveragePrecision(Metric):
         label = lambda idx: np.where(idx >= 0, gt.category_ids[np.clip(idx, 0, max(n_cat - 1, 0))]
                                      if n_cat else -1, np.iinfo(np.int64).min)
         metric._append(det_image=image, det_label=label(category), det_score=score, det_xywh=boxes,
+                       det_area=boxes[:, 2] * boxes[:, 3] if results.area is None else results.area,
                        gt_image=gt.gt_image, gt_label=label(gt.gt_category), gt_xywh=gt.gt_xywh,
                        gt_area=gt.gt_area, gt_crowd=gt.gt_crowd, gt_difficult=gt.gt_difficult,
                        gt_id_nonzero=gt.gt_id_nonzero)
+        if metric.iou_type == "segm":
+            masks, gt_masks = results.masks, gt.gt_masks
+            metric._append(det_mask_chars=masks.chars, det_mask_length=np.diff(masks.offsets),
+                           det_mask_size=masks.sizes, gt_mask_runs=gt_masks.counts,
+                           gt_mask_length=np.diff(gt_masks.offsets), gt_mask_size=gt_masks.sizes)
         metric.num_images = int(gt.image_ids.size)
         return metric
 
@@ -303,9 +402,16 @@ class MeanAveragePrecision(Metric):
         return list(self._category_names) if self._category_names is not None else [str(i) for i in ids]
 
     def _compute_coco(self, state, ids, det_cat, gt_cat) -> dict:
+        pair_iou = None
+        if self.iou_type == "segm":
+            det_masks = _runs.CompressedRuns(state["det_mask_chars"], offsets_of(state["det_mask_length"]),
+                                             state["det_mask_size"])
+            gt_masks = _runs.Runs(state["gt_mask_runs"], offsets_of(state["gt_mask_length"]), state["gt_mask_size"])
+            pair_iou = coco_eval.mask_pair_iou(det_masks, gt_masks, state["gt_xywh"])
         instances = CocoInstances(
             state["num_images"], int(ids.size), state["det_image"], det_cat, state["det_score"], state["det_xywh"],
-            state["gt_image"], gt_cat, state["gt_xywh"], state["gt_area"], state["gt_crowd"], state["gt_id_nonzero"])
+            state["gt_image"], gt_cat, state["gt_xywh"], state["gt_area"], state["gt_crowd"], state["gt_id_nonzero"],
+            det_area=state["det_area"], pair_iou=pair_iou)
         result = coco_eval.evaluate(instances, self.iou_thresholds, self.max_detection_thresholds)
         stats = coco_eval.summarize(result)
         out: dict[str, Any] = {name: float(v) for name, v in zip(coco_eval.STAT_NAMES, stats)}
